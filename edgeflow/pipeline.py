@@ -1,0 +1,131 @@
+"""Runs a recipe's stages in order over one ``ModelState`` and records everything in one MLflow run."""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig, OmegaConf
+
+from edgeflow.config import RunConfig, stage_module, validate
+from edgeflow.state import ModelState, StageContext
+
+log = logging.getLogger("edgeflow")
+KEY_METRICS = ("test_acc", "val_acc", "acc_drop", "sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
+
+
+@dataclass
+class RunResult:
+    """What a pipeline run leaves: final ``<stage>/<metric>`` values, artifact paths, and where."""
+
+    metrics: dict[str, float]
+    artifacts: dict[str, str]
+    run_dir: Path
+    mlflow_run_id: str
+    model: Any = field(default=None, repr=False)
+
+
+def _run_dir(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
+    """The Hydra job directory and sweep tags, or a fresh ``outputs/api/<time>`` outside Hydra."""
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hc = HydraConfig.get()
+    except Exception:  # not under a Hydra app (Python API)
+        path = Path("outputs") / "api" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
+        path.mkdir(parents=True, exist_ok=True)
+        return path, {}
+    tags: dict[str, str] = {}
+    if str(hc.mode) == "RunMode.MULTIRUN":
+        tags = {"edgeflow.sweep_id": Path(hc.sweep.dir).name, "edgeflow.job_num": str(hc.job.num),
+                "edgeflow.overrides": " ".join(hc.overrides.task)[:5000]}
+    return Path(hc.runtime.output_dir), tags
+
+
+def _set_seed(seed: int, threads: int) -> None:
+    import pytorch_lightning as pl
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
+    pl.seed_everything(seed, workers=True, verbose=False)
+
+
+def run(cfg: DictConfig) -> RunResult:
+    """Validate ``cfg``, then run its stages in order; see ``edgeflow.run``."""
+    typed: RunConfig = validate(cfg)
+    run_dir, sweep_tags = _run_dir(cfg)
+    resolved = OmegaConf.to_container(cfg, resolve=True)
+    resolved.pop("hydra", None)
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
+
+    from edgeflow.tracking import flatten, open_run
+
+    tracker = open_run(typed.tracking, {"edgeflow.recipe": typed.name, **sweep_tags})
+    try:
+        tracker.log_params(flatten(resolved))
+        tracker.log_artifact(run_dir / "config.yaml")
+        result = _run_stages(cfg, typed, run_dir, tracker)
+    except BaseException as err:
+        tracker.finish(err)
+        raise
+    tracker.finish()
+    return result
+
+
+def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) -> RunResult:
+    _set_seed(typed.seed, typed.trainer.num_threads)
+    from edgeflow.data import build_datamodule
+    from edgeflow.hardware import load as load_hardware
+    from edgeflow.models import build_model
+
+    datamodule = build_datamodule(typed.dataset, typed.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    m = typed.model
+    extra = {k: v for k, v in vars(m).items() if k not in ("name", "input_shape", "num_classes")}
+    model = build_model(m.name, tuple(m.input_shape), m.num_classes, **extra)
+    state = ModelState(model=model, input_shape=tuple(m.input_shape), num_classes=m.num_classes)
+    metrics: dict[str, float] = {}
+    artifacts: dict[str, str] = {}
+    hardware_loader = lambda: load_hardware(typed.hardware)  # noqa: E731 - loaded once, on first use
+
+    for name, stage_cfg in typed.stages.items():
+        out_dir = run_dir / name
+        out_dir.mkdir(parents=True, exist_ok=True)
+
+        def log_metrics(values: dict[str, float], step: int | None = None, _name: str = name) -> None:
+            tracker.log_metrics({f"{_name}/{k}": v for k, v in values.items()}, step)
+
+        ctx = StageContext(cfg=cfg, stage_name=name, datamodule=datamodule, out_dir=out_dir, seed=typed.seed,
+                           log_metrics=log_metrics, log_artifact=lambda p, _n=name: tracker.log_artifact(p, _n),
+                           _hardware_loader=hardware_loader)
+        started = time.perf_counter()
+        result = stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
+        seconds = time.perf_counter() - started
+        stage_metrics = {**result.metrics, "wall_s": seconds}
+        log_metrics(stage_metrics)
+        for key, path in result.artifacts.items():
+            tracker.log_artifact(Path(path), name)
+            artifacts[f"{name}/{key}"] = str(path)
+        metrics.update({f"{name}/{k}": float(v) for k, v in stage_metrics.items()})
+        shown = "  ".join(f"{k}={_fmt(v)}" for k, v in result.metrics.items() if k in KEY_METRICS)
+        log.info("stage %-10s %-9s %6.1fs  %s", name, f"({stage_cfg.kind})", seconds, shown)
+        state = result.state
+        state.history.append(name)
+
+    summary = {"metrics": metrics, "artifacts": artifacts, "mlflow_run_id": tracker.run_id}
+    (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+    tracker.log_artifact(run_dir / "summary.json")
+    return RunResult(metrics=metrics, artifacts=artifacts, run_dir=run_dir, mlflow_run_id=tracker.run_id,
+                     model=state.model)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:.2f}" if isinstance(value, float) and not float(value).is_integer() else f"{int(value):,}"

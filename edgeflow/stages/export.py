@@ -1,0 +1,40 @@
+"""Stage ``export``: write the model as ONNX and check it in onnxruntime.
+
+Float models export as plain ONNX; models carrying quantizers export in QDQ form (int8 weights,
+int32 biases). The file's path is remembered on the model (``edgeflow_onnx_path``) for ``profile``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edgeflow.config import StageConfig, require
+
+if TYPE_CHECKING:
+    from edgeflow.state import ModelState, StageContext, StageResult
+
+
+@dataclass
+class Config(StageConfig):
+    opset: int = 17
+    filename: str = "model.onnx"
+    atol: float = 1e-4  # float export: max |onnxruntime - torch| allowed on a test batch
+
+    def __post_init__(self) -> None:
+        require(17 <= self.opset <= 21, "opset", "an integer in [17, 21]", self.opset)
+        require(self.filename.endswith(".onnx"), "filename", "a name ending in .onnx", self.filename)
+        require(self.atol > 0, "atol", "a float > 0", self.atol)
+
+
+def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+    """Export, run once in onnxruntime, compare with torch; report file size and max difference."""
+    from edgeflow.export import check_against_torch, export_model
+    from edgeflow.state import StageResult
+
+    path = export_model(state.model, state.input_shape, ctx.out_dir / cfg.filename, opset=cfg.opset)
+    x, _ = next(iter(ctx.datamodule.test_dataloader()))
+    check = check_against_torch(state.model, path, x, atol=cfg.atol)
+    state.model.edgeflow_onnx_path = str(path)
+    metrics = {"onnx_bytes": float(path.stat().st_size), **check}
+    return StageResult(state=state, metrics=metrics, artifacts={"onnx": path})

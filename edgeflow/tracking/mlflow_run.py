@@ -1,0 +1,102 @@
+"""A thin wrapper over ``MlflowClient`` holding one run (no global fluent-API state)."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any
+
+from edgeflow.config import TrackingConfig
+
+MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
+
+
+def resolve_uri(cfg: TrackingConfig) -> str:
+    """``cfg.uri``, or the default local store ``sqlite:///<cwd>/mlflow.db``."""
+    return cfg.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
+    """``{"a": {"b": 1}}`` → ``{"a.b": "1"}``; lists are kept whole as their string form."""
+    if isinstance(tree, dict):
+        out: dict[str, str] = {}
+        for key, value in tree.items():
+            out.update(flatten(value, f"{prefix}{key}."))
+        return out
+    return {prefix[:-1]: str(tree)[:MAX_PARAM_CHARS]}
+
+
+class MlflowRun:
+    """One MLflow run: params, ``<stage>/<metric>`` metrics, artifacts, and its final status."""
+
+    def __init__(self, uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.uri = uri
+        self.client = MlflowClient(tracking_uri=uri)
+        self.experiment_id = self._experiment(experiment)
+        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
+        self.run_id: str = run.info.run_id
+
+    def _experiment(self, name: str) -> str:
+        found = self.client.get_experiment_by_name(name)
+        if found is not None:
+            return found.experiment_id
+        location = None
+        if self.uri.startswith("sqlite:///"):
+            location = (Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts" / name).resolve().as_uri()
+        try:
+            return self.client.create_experiment(name, artifact_location=location)
+        except Exception:  # another job of the same sweep created it first
+            found = self.client.get_experiment_by_name(name)
+            if found is None:
+                raise
+            return found.experiment_id
+
+    def log_params(self, params: dict[str, str]) -> None:
+        from mlflow.entities import Param
+
+        items = [Param(k, v) for k, v in params.items()]
+        for i in range(0, len(items), 100):
+            self.client.log_batch(self.run_id, params=items[i:i + 100])
+
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        items = [Metric(k, float(v), now, step or 0) for k, v in metrics.items()
+                 if v is not None and not math.isnan(float(v))]
+        if items:
+            self.client.log_batch(self.run_id, metrics=items)
+
+    def log_artifact(self, path: Path, folder: str | None = None) -> None:
+        self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+    def set_tag(self, key: str, value: str) -> None:
+        self.client.set_tag(self.run_id, key, value)
+
+    def finish(self, error: BaseException | None = None) -> None:
+        """Mark the run FINISHED, or FAILED with the error's first line as tag ``edgeflow.error``."""
+        if error is not None:
+            self.set_tag("edgeflow.error", f"{type(error).__name__}: {error}".splitlines()[0][:5000])
+        self.client.set_terminated(self.run_id, "FAILED" if error is not None else "FINISHED")
+
+
+class NullRun:
+    """Stands in for ``MlflowRun`` when ``tracking.enabled`` is false: records nothing."""
+
+    run_id = ""
+
+    def log_params(self, params: dict[str, str]) -> None: ...
+    def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
+    def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
+    def set_tag(self, key: str, value: str) -> None: ...
+    def finish(self, error: BaseException | None = None) -> None: ...
+
+
+def open_run(cfg: TrackingConfig, tags: dict[str, str]) -> MlflowRun | NullRun:
+    """Start the run this pipeline logs to (or a ``NullRun`` when tracking is disabled)."""
+    if not cfg.enabled:
+        return NullRun()
+    return MlflowRun(resolve_uri(cfg), cfg.experiment, cfg.run_name, {**cfg.tags, **tags})

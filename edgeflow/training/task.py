@@ -1,0 +1,73 @@
+"""The LightningModule that trains any ``nn.Module`` classifier with a config's optimiser settings."""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from edgeflow.config import TrainingStageConfig
+
+
+class ClassificationTask(pl.LightningModule):
+    """Cross-entropy training of ``model``; logs ``train_loss``, ``val_loss``, ``val_acc`` (percent).
+
+    ``extra_loss(model)`` (optional) returns a scalar added to the training loss, for regularisers
+    such as the BN-scale L1 penalty of network slimming or hardware-cost terms.
+    """
+
+    def __init__(self, model: nn.Module, cfg: TrainingStageConfig,
+                 extra_loss: Callable[[nn.Module], Tensor] | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.cfg = cfg
+        self.extra_loss = extra_loss
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.model(x)
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
+        x, y = batch
+        loss = F.cross_entropy(self.model(x), y)
+        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss(self.model)
+        return loss
+
+    def _eval_step(self, batch: tuple[Tensor, Tensor], prefix: str) -> None:
+        x, y = batch
+        logits = self.model(x)
+        self.log(f"{prefix}_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
+        acc = (logits.argmax(1) == y).float().mean() * 100
+        self.log(f"{prefix}_acc", acc, on_epoch=True, prog_bar=True, batch_size=len(y))
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
+        self._eval_step(batch, "test")
+
+    def configure_optimizers(self):  # noqa: ANN201 - Lightning's union return type
+        cfg = self.cfg
+        params = [p for p in self.model.parameters() if p.requires_grad]
+        if cfg.optimizer == "sgd":
+            opt = torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay,
+                                  nesterov=cfg.momentum > 0)
+        elif cfg.optimizer == "adam":
+            opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        else:
+            opt = torch.optim.AdamW(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        if cfg.scheduler == "none":
+            return opt
+        if cfg.scheduler == "cosine":
+            sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.max_epochs)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        if cfg.scheduler == "step":
+            sched = torch.optim.lr_scheduler.StepLR(opt, step_size=max(1, cfg.max_epochs // 3), gamma=0.1)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "epoch"}}
+        steps = int(self.trainer.estimated_stepping_batches)
+        sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=max(1, steps))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}

@@ -1,0 +1,1 @@
+"""Hydra applications behind edgeflow's console scripts."""

@@ -1,0 +1,77 @@
+"""``edgeflow``: the Hydra app that composes a recipe and runs its pipeline.
+
+    edgeflow recipe=quickstart
+    edgeflow -m recipe=quickstart stages.train.lr=0.01,0.001
+
+Only Hydra and the (torch-free) config schemas load before validation, so ``--help`` and config
+errors answer in about a second. A config error prints one line and exits with status 2; a stage
+that fails prints one line (the traceback goes to ``error.log`` in the run directory), marks the
+MLflow run FAILED and exits with status 1.
+"""
+
+from __future__ import annotations
+
+import sys
+import traceback
+
+import hydra
+from omegaconf import DictConfig
+
+from edgeflow.config import ConfigError, register_schemas, validate
+
+register_schemas()
+
+
+@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float | None:
+    """Validate, run, print the final metrics; returns the last stage's test_acc for sweepers."""
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        print(f"edgeflow: config error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+    from edgeflow.pipeline import run
+
+    try:
+        result = run(cfg)
+    except KeyboardInterrupt:
+        raise
+    except Exception as err:  # noqa: BLE001 - reported in one line, full traceback kept on disk
+        from hydra.core.hydra_config import HydraConfig
+
+        log_path = f"{HydraConfig.get().runtime.output_dir}/error.log"
+        with open(log_path, "w") as fh:
+            traceback.print_exc(file=fh)
+        print(f"edgeflow: run failed: {type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+              f"  (traceback: {log_path})", file=sys.stderr)
+        sys.exit(1)
+    _print_summary(result, cfg)
+    accs = [v for k, v in result.metrics.items() if k.endswith("/test_acc")]
+    return accs[-1] if accs else None
+
+
+def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult, imported lazily
+    from rich.console import Console
+    from rich.table import Table
+
+    from edgeflow.tracking import resolve_uri
+
+    table = Table(title=f"edgeflow · {cfg.name} · {result.run_dir}", show_lines=False)
+    table.add_column("metric")
+    table.add_column("value", justify="right")
+    for key, value in result.metrics.items():
+        if not key.endswith("/wall_s"):
+            table.add_row(key, f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}")
+    console = Console()
+    console.print(table)
+    if cfg.tracking.enabled:
+        from edgeflow.config import TrackingConfig
+
+        uri = resolve_uri(TrackingConfig(uri=cfg.tracking.uri))
+        console.print(f"MLflow run {result.mlflow_run_id} · open the results with:  "
+                      f"[bold].venv/bin/mlflow ui --backend-store-uri {uri}[/bold]")
+
+
+if __name__ == "__main__":
+    main()
