@@ -282,9 +282,7 @@ def _omegaconf_error(err: OmegaConfBaseException, schema: type, prefix: str) -> 
         return ConfigError(key, f"unknown key; allowed here: {allowed}")
     if type(err).__name__ == "MissingMandatoryValue":
         return ConfigError(key, "is required but missing")
-    expected = getattr(err, "ref_type", None) or ""
-    msg = str(getattr(err, "msg", err)).splitlines()[0]
-    return ConfigError(key, msg if not expected else f"{msg} (expected {expected})")
+    return ConfigError(key, str(getattr(err, "msg", err)).splitlines()[0])
 
 
 def _schema_for(table: dict[str, type], node: Any, prefix: str, what: str) -> type:

@@ -81,7 +81,6 @@ def run(cfg: DictConfig) -> RunResult:
 def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) -> RunResult:
     _set_seed(typed.seed, typed.trainer.num_threads)
     from edgeflow.data import build_datamodule
-    from edgeflow.hardware import load as load_hardware
     from edgeflow.models import build_model
 
     datamodule = build_datamodule(typed.dataset, typed.seed)
@@ -94,7 +93,11 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
     state = ModelState(model=model, input_shape=tuple(m.input_shape), num_classes=m.num_classes)
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
-    hardware_loader = lambda: load_hardware(typed.hardware)  # noqa: E731 - loaded once, on first use
+
+    def hardware_loader() -> Any:  # called once, by the first stage that needs the target's model
+        from edgeflow.hardware import load
+
+        return load(typed.hardware)
 
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name

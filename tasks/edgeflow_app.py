@@ -17,12 +17,13 @@ import traceback
 import hydra
 from omegaconf import DictConfig
 
+from edgeflow import CONF_DIR
 from edgeflow.config import ConfigError, register_schemas, validate
 
 register_schemas()
 
 
-@hydra.main(config_path="../conf", config_name="config", version_base="1.3")
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
     """Validate, run, print the final metrics; returns the last stage's test_acc for sweepers."""
     try:
@@ -57,7 +58,7 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
 
     from edgeflow.tracking import resolve_uri
 
-    table = Table(title=f"edgeflow · {cfg.name} · {result.run_dir}", show_lines=False)
+    table = Table(title=f"edgeflow · {cfg.name}", show_lines=False)
     table.add_column("metric")
     table.add_column("value", justify="right")
     for key, value in result.metrics.items():
@@ -65,6 +66,7 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
             table.add_row(key, f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}")
     console = Console()
     console.print(table)
+    console.print(f"run directory: {result.run_dir}")
     if cfg.tracking.enabled:
         from edgeflow.config import TrackingConfig
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from pathlib import Path
@@ -10,6 +11,8 @@ from typing import Any
 from edgeflow.config import TrackingConfig
 
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
+for _noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
+    logging.getLogger(_noisy).setLevel(logging.WARNING)
 
 
 def resolve_uri(cfg: TrackingConfig) -> str:

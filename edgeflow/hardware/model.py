@@ -1,0 +1,208 @@
+"""Analytical hardware model: ``load(name_or_cfg) -> HardwareModel``, ``.estimate(cost) -> Estimate``.
+
+Per layer (roofline, seeds lecture 1 / REFERENCE.md §3):
+
+    precision        = precision_of(weight_bits, act_bits)           # binary/int2/int4/int8/float32
+    sparse kernel    = the best supported storage format of the weight is not dense
+    eff_macs         = macs · (1 − sparsity) / sparse_mac_efficiency  if sparse kernel, else macs
+    compute_cycles   = (eff_macs + ops) / mac_per_cycle[precision]
+    memory_cycles    = weight_stored_bytes / bytes_per_cycle[weight_memory]
+                     + (input_bytes + output_bytes) / bytes_per_cycle[activation_memory]
+    cycles           = max(compute_cycles, memory_cycles) + layer_overhead_cycles
+    latency_ms       = cycles / clock_hz · 1e3
+    energy_pj        = (eff_macs + ops) · energy_per_mac_pj[precision]
+                     + weight_stored_bytes · energy_per_byte_pj[weight_memory]
+                     + (input_bytes + output_bytes) · energy_per_byte_pj[activation_memory]
+
+Memory traffic is the compulsory traffic (each weight and activation byte moved once): a lower bound.
+Whole model: latency and energy are sums over layers; ``flash_bytes`` = Σ (weights in the best
+supported storage format at their true bit-width + biases as 4-byte int32/float32); ``peak_ram_bytes``
+= max over layers of the live activation bytes (``LayerCost.live_bytes``); ``fits`` = both within the
+target's ``flash_bytes`` / ``ram_bytes``, else a warning naming what overflows.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from edgeflow.config import ConfigError
+from edgeflow.hardware.schema import HardwareConfig, precision_of
+from edgeflow.hardware.storage import best_format
+
+if TYPE_CHECKING:
+    from edgeflow.hardware.graph import ModelCost
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "hardware"
+
+
+@dataclass
+class LayerEstimate:
+    """Estimate for one layer. ``bound`` is ``"compute"`` or ``"memory"`` (which roof limits it)."""
+
+    name: str
+    kind: str
+    precision: str
+    latency_ms: float
+    energy_uj: float
+    cycles: float
+    compute_cycles: float
+    memory_cycles: float
+    bound: str
+    flash_bytes: int = 0
+    storage_format: str = "dense"
+    ram_bytes: int = 0
+    compute_energy_uj: float = 0.0
+    memory_energy_uj: float = 0.0
+
+
+@dataclass
+class Estimate:
+    """Whole-model estimate on one target; ``layers`` in execution order."""
+
+    target: str
+    layers: list[LayerEstimate]
+    macs: int
+    params: int
+    latency_ms: float
+    energy_uj: float
+    flash_bytes: int
+    peak_ram_bytes: int
+    fits: bool
+    overflows: list[str] = field(default_factory=list)
+
+    def metrics(self) -> dict[str, float]:
+        """Bare metric names for a StageResult."""
+        return {"macs": self.macs, "params": self.params, "flash_bytes": self.flash_bytes,
+                "peak_ram_bytes": self.peak_ram_bytes, "latency_ms": self.latency_ms,
+                "energy_uj": self.energy_uj, "fits": int(self.fits)}
+
+
+class HardwareModel:
+    """A target's analytical cost model built from a ``HardwareConfig``."""
+
+    def __init__(self, cfg: HardwareConfig) -> None:
+        self.cfg = cfg
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    def __repr__(self) -> str:
+        return f"HardwareModel({self.cfg.name!r})"
+
+    # ------------------------------------------------------------------ one layer
+    def estimate_layer(self, macs: float, weight_bytes: float, activation_bytes: float, bits: int = 8,
+                       sparsity: float = 0.0, *, ops: float = 0, act_bits: int | None = None,
+                       sparse_kernel: bool | None = None, name: str = "", kind: str = "") -> LayerEstimate:
+        """Roofline estimate of one layer (see the module docstring).
+
+        ``weight_bytes``: bytes of the weights as stored (read from ``weight_memory``);
+        ``activation_bytes``: input + output activation bytes (``activation_memory``); ``bits``: weight
+        bit-width (``act_bits`` defaults to it); ``sparsity``: zero fraction of the weights, used to
+        skip MACs when ``sparse_kernel`` (default: sparsity > 0 and the target has a sparse format).
+        """
+        c = self.cfg
+        prec = precision_of(bits, act_bits)
+        if sparse_kernel is None:
+            sparse_kernel = sparsity > 0 and c.supports_sparse
+        eff_macs = macs * (1.0 - sparsity) / c.sparse_mac_efficiency if sparse_kernel else float(macs)
+        work = eff_macs + ops
+        compute = work / c.mac_per_cycle[prec]
+        memory = (weight_bytes / c.bytes_per_cycle[c.weight_memory]
+                  + activation_bytes / c.bytes_per_cycle[c.activation_memory])
+        cycles = max(compute, memory) + c.layer_overhead_cycles
+        e_compute = work * c.energy_per_mac_pj[prec] * 1e-6
+        e_memory = (weight_bytes * c.energy_per_byte_pj[c.weight_memory]
+                    + activation_bytes * c.energy_per_byte_pj[c.activation_memory]) * 1e-6
+        return LayerEstimate(
+            name=name, kind=kind, precision=prec, latency_ms=cycles / c.clock_hz * 1e3,
+            energy_uj=e_compute + e_memory, cycles=cycles, compute_cycles=compute, memory_cycles=memory,
+            bound="compute" if compute >= memory else "memory", compute_energy_uj=e_compute,
+            memory_energy_uj=e_memory,
+        )
+
+    # ------------------------------------------------------------------ whole model
+    def storage(self, layer: Any) -> tuple[str, int]:
+        """(format, bytes) of a layer's weights in the best format this target supports."""
+        if not layer.storage:
+            return "dense", int(layer.weight_bytes)
+        return best_format(layer.storage, tuple(self.cfg.sparse_formats))
+
+    def estimate(self, cost: ModelCost, warn: bool = True) -> Estimate:
+        """Per-layer and total latency, energy, flash, peak RAM and fit of ``cost`` on this target."""
+        c = self.cfg
+        layers = []
+        for lc in cost.layers:
+            fmt, wbytes = self.storage(lc)
+            le = self.estimate_layer(lc.macs, wbytes, lc.input_bytes + lc.output_bytes, bits=lc.weight_bits,
+                                     sparsity=lc.sparsity, ops=lc.ops, act_bits=lc.act_bits,
+                                     sparse_kernel=fmt != "dense", name=lc.name, kind=lc.kind)
+            le.flash_bytes = int(wbytes + lc.bias_bytes)
+            le.storage_format = fmt
+            le.ram_bytes = int(lc.live_bytes)
+            layers.append(le)
+        flash = sum(le.flash_bytes for le in layers)
+        ram = int(cost.peak_activation_bytes)
+        overflows = []
+        if flash > c.flash_bytes:
+            overflows.append(f"flash {flash:,} B > {int(c.flash_bytes):,} B")
+        if ram > c.ram_bytes:
+            overflows.append(f"RAM {ram:,} B > {int(c.ram_bytes):,} B")
+        if overflows and warn:
+            warnings.warn(f"model does not fit {c.name}: " + "; ".join(overflows), stacklevel=2)
+        return Estimate(
+            target=c.name, layers=layers, macs=int(cost.macs), params=int(cost.params),
+            latency_ms=sum(le.latency_ms for le in layers), energy_uj=sum(le.energy_uj for le in layers),
+            flash_bytes=int(flash), peak_ram_bytes=ram, fits=not overflows, overflows=overflows,
+        )
+
+
+def available_targets() -> list[str]:
+    """Names of the bundled targets (``conf/hardware/*.yaml``)."""
+    return sorted(p.stem for p in CONF_DIR.glob("*.yaml"))
+
+
+def _config_from_mapping(d: dict[str, Any]) -> HardwareConfig:
+    known = {f.name for f in fields(HardwareConfig)}
+    d = {k: v for k, v in d.items() if not str(k).startswith("_")}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ConfigError(f"hardware.{unknown[0]}", "unknown key; allowed: " + ", ".join(sorted(known)))
+    try:
+        return HardwareConfig(**d)
+    except ConfigError as e:
+        raise e.under("hardware") from None
+
+
+def load(name_or_cfg: Any) -> HardwareModel:
+    """A ``HardwareModel`` from a target name (``conf/hardware/<name>.yaml``), a YAML path, a
+    ``DictConfig``/dict, a ``HardwareConfig`` or an existing ``HardwareModel``."""
+    if isinstance(name_or_cfg, HardwareModel):
+        return name_or_cfg
+    if isinstance(name_or_cfg, HardwareConfig):
+        return HardwareModel(name_or_cfg)
+    if isinstance(name_or_cfg, (str, Path)):
+        from omegaconf import OmegaConf
+
+        path = Path(name_or_cfg)
+        if path.suffix not in (".yaml", ".yml"):
+            path = CONF_DIR / f"{name_or_cfg}.yaml"
+        if not path.is_file():
+            raise ConfigError("hardware", f"unknown target {str(name_or_cfg)!r}; available: "
+                              + ", ".join(available_targets()))
+        return HardwareModel(_config_from_mapping(OmegaConf.to_container(OmegaConf.load(path), resolve=True)))
+    if isinstance(name_or_cfg, dict):
+        return HardwareModel(_config_from_mapping(dict(name_or_cfg)))
+    try:
+        from omegaconf import DictConfig, OmegaConf
+
+        if isinstance(name_or_cfg, DictConfig):
+            return HardwareModel(_config_from_mapping(OmegaConf.to_container(name_or_cfg, resolve=True)))
+    except ImportError:  # pragma: no cover
+        pass
+    if hasattr(name_or_cfg, "__dataclass_fields__"):
+        return HardwareModel(_config_from_mapping(asdict(name_or_cfg)))
+    raise TypeError(f"cannot load a hardware model from {type(name_or_cfg).__name__}")

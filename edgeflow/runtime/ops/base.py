@@ -1,0 +1,100 @@
+"""The integer op interface shared by every kernel (one op kind per module, TFLM style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from edgeflow.runtime import quant
+
+
+@dataclass
+class Requant:
+    """Per-output-channel requantization of an int32 accumulator, precomputed for both modes.
+
+    ``s_x * s_w[c] / s_y`` → onnx float32 multiplier and tflm (Q31 multiplier, shift); activation
+    clamp bounds per mode; ``out_dtype`` and ``zp`` of the output.
+    """
+
+    s_x: float
+    s_w: np.ndarray
+    s_y: float
+    zp: int
+    out_dtype: np.dtype
+    act: tuple[str | None, float | None, float | None] = (None, None, None)
+    onnx_mult: np.ndarray = field(init=False)
+    tflm_mult: np.ndarray = field(init=False)
+    tflm_shift: np.ndarray = field(init=False)
+    act_range: dict[str, tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.s_w = np.atleast_1d(np.asarray(self.s_w, dtype=np.float32))
+        self.onnx_mult = quant.onnx_multiplier(self.s_x, self.s_w, self.s_y)
+        real = np.float64(np.float32(self.s_x)) * self.s_w.astype(np.float64) / np.float64(np.float32(self.s_y))
+        self.tflm_mult, self.tflm_shift = quant.quantize_multiplier(real)
+        kind, lo, hi = self.act
+        self.act_range = {m: quant.activation_range(kind, lo, hi, self.s_y, self.zp, self.out_dtype, m)
+                          for m in quant.MODES}
+
+    @property
+    def channels(self) -> int:
+        return int(self.s_w.size)
+
+    def apply(self, acc: np.ndarray, mode: str, channel_axis: int) -> np.ndarray:
+        """Requantize ``acc`` (exact integers, any numeric dtype) with channels along ``channel_axis``."""
+        shape = [1] * acc.ndim
+        if self.channels > 1:
+            shape[channel_axis] = self.channels
+        lo, hi = self.act_range[mode]
+        if mode == "onnx":
+            return quant.requantize_onnx(acc, self.onnx_mult.reshape(shape), self.zp, self.out_dtype, lo, hi)
+        return quant.requantize_tflm(acc, self.tflm_mult.reshape(shape), self.tflm_shift.reshape(shape),
+                                     self.zp, self.out_dtype, lo, hi)
+
+    def param_bytes(self) -> int:
+        """Flash for the requantization parameters: int32 multiplier + int32 shift per channel."""
+        return 8 * self.channels
+
+
+class Op:
+    """One integer op of a Program.
+
+    ``inputs``/``outputs`` name runtime tensors (activations; constants live inside the op).
+    ``run(values, mode)`` maps input arrays to output arrays. Cost hooks give MACs and the flash
+    bytes of the op's constants (weights at their true bit-width, biases, requantization params).
+    """
+
+    kind: str = "op"
+
+    def __init__(self, name: str, inputs: list[str], outputs: list[str]) -> None:
+        self.name = name
+        self.inputs = list(inputs)
+        self.outputs = list(outputs)
+        self.weight_bits: int = 8
+
+    def run(self, values: list[np.ndarray], mode: str) -> list[np.ndarray]:  # pragma: no cover
+        raise NotImplementedError
+
+    # ---- costs (shapes are per-sample shapes with batch 1, filled by the Program's dry run)
+    def macs(self, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
+        return 0
+
+    def weight_count(self) -> int:
+        return 0
+
+    def bias_bytes(self) -> int:
+        return 0
+
+    def requant_bytes(self) -> int:
+        return 0
+
+    def flash_bytes(self) -> int:
+        """Weights at their true bit-width (rounded up to whole bytes) + biases + requant params."""
+        return (self.weight_count() * self.weight_bits + 7) // 8 + self.bias_bytes() + self.requant_bytes()
+
+    #: ops whose output may share its input's buffer (pure views: reshape, flatten, squeeze)
+    in_place: bool = False
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.name!r}: {self.inputs} -> {self.outputs})"

@@ -1,0 +1,147 @@
+"""Integer convolution, 1-D and 2-D: stride, padding, dilation, groups, depthwise.
+
+acc[n, m, p] = sum_k (x[n, k, p] - zp_x) * (w[m, k] - zp_w[m]) + bias[m]    (exact int32)
+y = requantize(acc) per output channel m (see ``edgeflow.runtime.quant``); padding taps hold zp_x
+(real 0). Lowered as im2col + one exact float32 GEMM (K chunked, ``intgemm``); depthwise
+(one input channel per group) as a sum over kernel taps.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeflow.runtime import intgemm, quant
+from edgeflow.runtime.ops.base import Op, Requant
+
+
+def conv_output_size(size: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
+    return (size + pb + pe - d * (k - 1) - 1) // s + 1
+
+
+def resolve_pads(auto_pad: str, in_sp: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
+                 dilations: tuple[int, ...], pads: tuple[int, ...] | None) -> tuple[int, ...]:
+    """ONNX auto_pad/pads -> explicit (begin..., end...) pads."""
+    nd = len(kernel)
+    if auto_pad in ("", "NOTSET"):
+        return tuple(pads) if pads else (0,) * (2 * nd)
+    if auto_pad == "VALID":
+        return (0,) * (2 * nd)
+    begins, ends = [], []
+    for i in range(nd):
+        out = -(-in_sp[i] // strides[i])
+        total = max(0, (out - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - in_sp[i])
+        small, big = total // 2, total - total // 2
+        b, e = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
+        begins.append(b)
+        ends.append(e)
+    return tuple(begins + ends)
+
+
+class Conv(Op):
+    """QLinearConv / ConvInteger / DQ→Conv→Q. ``rq`` None → int32 accumulator output (ConvInteger)."""
+
+    kind = "conv"
+
+    def __init__(self, name: str, x: str, y: str, w: np.ndarray, w_zp: np.ndarray | int, bias: np.ndarray | None,
+                 zp_x: int, x_dtype: np.dtype, rq: Requant | None, strides=None, pads=None, dilations=None,
+                 group: int = 1, auto_pad: str = "NOTSET") -> None:
+        super().__init__(name, [x], [y])
+        self.nd = w.ndim - 2
+        if self.nd not in (1, 2):
+            raise ValueError(f"{self.nd}-D convolution")
+        self.w = np.asarray(w)
+        self.m, self.cg = w.shape[:2]
+        self.kernel = tuple(int(k) for k in w.shape[2:])
+        self.strides = tuple(strides or (1,) * self.nd)
+        self.dilations = tuple(dilations or (1,) * self.nd)
+        self.pads_attr = tuple(pads) if pads else None
+        self.auto_pad = auto_pad
+        self.group = int(group)
+        self.zp_x = int(zp_x)
+        self.x_dtype = np.dtype(x_dtype)
+        self.rq = rq
+        w_zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64).reshape(-1), (self.m,))
+        w_c = self.w.astype(np.int64) - w_zp.reshape((-1,) + (1,) * (self.w.ndim - 1))
+        self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
+        colsum = w_c.reshape(self.m, -1).sum(axis=1)
+        self.acc_offset = (0 if self.bias is None else self.bias) - self.zp_x * colsum  # int64 per channel
+        self.bound_x = float(max(abs(v) for v in quant.qrange(self.x_dtype)))
+        self.bound_w = float(max(1, np.abs(w_c).max(initial=0)))
+        kk = int(np.prod(self.kernel))
+        self.mg = self.m // self.group
+        self.depthwise = self.cg == 1 and self.group > 1 and self.mg == 1 and \
+            kk * self.bound_x * self.bound_w < 2**24
+        w2 = w_c.reshape(self.m, self.cg, *((1,) * (2 - self.nd)), *self.kernel).astype(np.float32)
+        self.w4 = w2  # (M, Cg, KH, KW)
+        self.wmat = w2.reshape(self.group, self.mg, self.cg * kk)  # (G, Mg, Kg)
+
+    # ------------------------------------------------------------------ geometry
+    def _geometry(self, x_shape: tuple[int, ...]):
+        sp = tuple(x_shape[2:])
+        pads = resolve_pads(self.auto_pad, sp, self.kernel, self.strides, self.dilations, self.pads_attr)
+        if self.nd == 1:
+            k2, s2, d2 = (1,) + self.kernel, (1,) + self.strides, (1,) + self.dilations
+            p2 = (0, pads[0], 0, pads[1])
+            sp2 = (1,) + sp
+        else:
+            k2, s2, d2, p2, sp2 = self.kernel, self.strides, self.dilations, pads, sp
+        out = tuple(conv_output_size(sp2[i], k2[i], s2[i], d2[i], p2[i], p2[i + 2]) for i in range(2))
+        return k2, s2, d2, p2, out
+
+    def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
+        *_, out = self._geometry(x_shape)
+        return (x_shape[0], self.m) + (out[1:] if self.nd == 1 else out)
+
+    # ------------------------------------------------------------------ compute
+    def accumulate(self, x: np.ndarray) -> np.ndarray:
+        """Exact int32 accumulators (float64 holding integers), NCHW-shaped (N, M, OH, OW)."""
+        if x.ndim != self.nd + 2 or x.shape[1] != self.cg * self.group:
+            raise ValueError(f"input shape {x.shape} does not fit weights {self.w.shape}")
+        k2, s2, d2, p2, (oh, ow) = self._geometry(x.shape)
+        n, c = x.shape[:2]
+        x4 = x.reshape(n, c, 1, -1) if self.nd == 1 else x
+        xf = x4.astype(np.float32)
+        xp = intgemm.pad_nchw(xf, p2, float(self.zp_x))
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"input spatial size {x.shape[2:]} too small for kernel {self.kernel}")
+        if self.depthwise:
+            acc = np.zeros((n, c, oh, ow), dtype=np.float32)
+            for i in range(k2[0]):
+                for j in range(k2[1]):
+                    h0, w0 = i * d2[0], j * d2[1]
+                    tap = xp[:, :, h0:h0 + s2[0] * (oh - 1) + 1:s2[0], w0:w0 + s2[1] * (ow - 1) + 1:s2[1]]
+                    acc += tap * self.w4[:, 0, i, j].reshape(1, c, 1, 1)
+            acc = acc.astype(np.float64)
+        else:
+            if k2 == (1, 1) and s2 == (1, 1) and not any(p2):
+                cols = xp.reshape(n, c, oh * ow).transpose(1, 0, 2).reshape(c, n * oh * ow)
+            else:
+                cols = intgemm.im2col_2d(xp, k2, s2, d2, (oh, ow))  # (K, N*L)
+            kg = self.cg * k2[0] * k2[1]
+            acc = intgemm.exact_matmul(self.wmat, cols.reshape(self.group, kg, n * oh * ow),
+                                       self.bound_x, self.bound_w)  # (G, Mg, N*L)
+            acc = acc.reshape(self.m, n, oh, ow).transpose(1, 0, 2, 3)
+        acc = acc + self.acc_offset.reshape(1, -1, 1, 1)
+        return acc
+
+    def run(self, values, mode):
+        x = values[0]
+        acc = self.accumulate(x)
+        out_shape = self.output_shape(x.shape)
+        if self.rq is None:
+            return [acc.astype(np.int32).reshape(out_shape)]
+        return [self.rq.apply(acc, mode, 1).reshape(out_shape)]
+
+    # ------------------------------------------------------------------ costs
+    def macs(self, in_shapes, out_shapes):
+        out = out_shapes[0]
+        return int(np.prod(out[1:])) * self.cg * int(np.prod(self.kernel))
+
+    def weight_count(self) -> int:
+        return int(self.w.size)
+
+    def bias_bytes(self) -> int:
+        return 0 if self.bias is None else 4 * int(self.bias.size)
+
+    def requant_bytes(self) -> int:
+        return 0 if self.rq is None else self.rq.param_bytes()

@@ -1,0 +1,158 @@
+"""Integer pooling: max, average, global average (1-D and 2-D, NCHW).
+
+Max pooling works on the integers directly (scale and zero point pass through; padded taps are
+ignored). Average pooling:
+
+* onnx mode reproduces onnxruntime's ``QLinearAveragePool``: taps dequantized to float32
+  (``s_x * (x - zp_x)``), summed in float32 in row-major tap order, divided by the tap count,
+  then ``saturate(rne(y / s_y + zp_y))`` in float32.
+* tflm mode: integer sum of (x - zp_x) over in-image taps divided by their count rounding half away
+  from zero (TFLM ``AveragePool``), rescaled to the output with a Q31 multiplier when scales differ.
+
+Global average pooling, onnx mode = MLAS ``MlasQLinearGlobalAveragePoolNchw``::
+
+    acc = sum(x) - zp_x * n;   M = f32(s_x / f32(s_y * n));   q = rne(clamp(f32(acc) * M)) + zp_y
+
+tflm mode: ``zp_y + MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(s_x / (s_y n)))`` (MEAN).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeflow.runtime import quant
+from edgeflow.runtime.ops.base import Op
+from edgeflow.runtime.ops.conv import conv_output_size, resolve_pads
+
+
+def _pool_geometry(x_shape, kernel, strides, pads_attr, auto_pad, ceil_mode, dilations=None):
+    nd = len(kernel)
+    dil = tuple(dilations or (1,) * nd)
+    sp = tuple(x_shape[2:])
+    pads = resolve_pads(auto_pad, sp, kernel, strides, dil, pads_attr)
+    out = []
+    for i in range(nd):
+        if ceil_mode:
+            eff = dil[i] * (kernel[i] - 1) + 1
+            o = -(-(sp[i] + pads[i] + pads[i + nd] - eff) // strides[i]) + 1
+            if (o - 1) * strides[i] >= sp[i] + pads[i]:
+                o -= 1
+        else:
+            o = conv_output_size(sp[i], kernel[i], strides[i], dil[i], pads[i], pads[i + nd])
+        out.append(o)
+    return pads, tuple(out), dil
+
+
+def _taps(x: np.ndarray, kernel, strides, pads, out, dil, fill):
+    """Yield (tap_values, valid_mask) per kernel tap over a padded copy of x (spatial dims 1 or 2)."""
+    nd = len(kernel)
+    width = [(0, 0), (0, 0)] + [(pads[i], pads[i + nd] + strides[i] * out[i]) for i in range(nd)]
+    xp = np.pad(x, width, mode="constant", constant_values=fill)
+    valid = np.pad(np.ones(x.shape[2:], dtype=bool), width[2:], mode="constant", constant_values=False)
+    import itertools
+
+    for idx in itertools.product(*[range(k) for k in kernel]):
+        sl = tuple(slice(idx[i] * dil[i], idx[i] * dil[i] + strides[i] * (out[i] - 1) + 1, strides[i]) for i in range(nd))
+        yield xp[(slice(None), slice(None)) + sl], valid[sl]
+
+
+class MaxPool(Op):
+    kind = "max_pool"
+
+    def __init__(self, name, x, y, kernel, strides=None, pads=None, auto_pad="NOTSET", ceil_mode=0, dilations=None):
+        super().__init__(name, [x], [y])
+        self.kernel = tuple(kernel)
+        self.strides = tuple(strides or (1,) * len(kernel))
+        self.pads_attr, self.auto_pad, self.ceil_mode, self.dil = pads, auto_pad, int(ceil_mode), dilations
+
+    def run(self, values, mode):
+        x = values[0]
+        pads, out, dil = _pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode, self.dil)
+        lo = quant.qrange(x.dtype)[0]
+        res = None
+        for tap, _ in _taps(x, self.kernel, self.strides, pads, out, dil, lo):
+            res = tap.copy() if res is None else np.maximum(res, tap)
+        return [res]
+
+    def macs(self, in_shapes, out_shapes):
+        return 0
+
+
+class AveragePool(Op):
+    kind = "avg_pool"
+
+    def __init__(self, name, x, y, kernel, sx, zpx, sy, zpy, out_dtype, strides=None, pads=None, auto_pad="NOTSET",
+                 ceil_mode=0, count_include_pad=0):
+        super().__init__(name, [x], [y])
+        self.kernel = tuple(kernel)
+        self.strides = tuple(strides or (1,) * len(kernel))
+        self.pads_attr, self.auto_pad, self.ceil_mode = pads, auto_pad, int(ceil_mode)
+        self.count_include_pad = int(count_include_pad)
+        self.sx, self.sy = np.float32(sx), np.float32(sy)
+        self.zpx, self.zpy = int(zpx), int(zpy)
+        self.out_dtype = np.dtype(out_dtype)
+        self.m, self.sh = quant.quantize_multiplier(float(self.sx) / float(self.sy))
+        self.same = self.sx == self.sy and self.zpx == self.zpy
+
+    def run(self, values, mode):
+        x = values[0]
+        pads, out, dil = _pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode)
+        qmin, qmax = quant.qrange(self.out_dtype)
+        if mode == "onnx":
+            xd = (self.sx * (x.astype(np.int32) - self.zpx).astype(np.float32)).astype(np.float32)
+            s = None
+            cnt = None
+            for tap, valid in _taps(xd, self.kernel, self.strides, pads, out, dil, 0.0):
+                s = tap.copy() if s is None else (s + tap).astype(np.float32)  # padded taps add +0.0
+                cnt = valid.astype(np.int64) if cnt is None else cnt + valid
+            if self.count_include_pad:
+                cnt = np.full_like(cnt, int(np.prod(self.kernel)))
+            yv = (s / cnt.astype(np.float32)).astype(np.float32)
+            v = (yv / self.sy).astype(np.float32) + np.float32(self.zpy)
+            return [np.clip(np.rint(v), qmin, qmax).astype(self.out_dtype)]
+        xc = x.astype(np.int64) - self.zpx
+        s = None
+        cnt = None
+        for tap, valid in _taps(xc, self.kernel, self.strides, pads, out, dil, 0):
+            s = tap.copy() if s is None else s + tap
+            cnt = valid.astype(np.int64) if cnt is None else cnt + valid
+        if self.count_include_pad:
+            cnt = np.full_like(cnt, int(np.prod(self.kernel)))
+        avg = np.where(s > 0, (s + cnt // 2) // cnt, -((-s + cnt // 2) // cnt))
+        if not self.same:
+            avg = quant.multiply_by_quantized_multiplier(avg, self.m, self.sh)
+        return [np.clip(avg + self.zpy, qmin, qmax).astype(self.out_dtype)]
+
+    def macs(self, in_shapes, out_shapes):
+        return int(np.prod(out_shapes[0][1:])) * int(np.prod(self.kernel))
+
+    def requant_bytes(self) -> int:
+        return 0 if self.same else 8
+
+
+class GlobalAveragePool(Op):
+    kind = "global_avg_pool"
+
+    def __init__(self, name, x, y, sx, zpx, sy, zpy, out_dtype):
+        super().__init__(name, [x], [y])
+        self.sx, self.sy = np.float32(sx), np.float32(sy)
+        self.zpx, self.zpy = int(zpx), int(zpy)
+        self.out_dtype = np.dtype(out_dtype)
+
+    def run(self, values, mode):
+        x = values[0]
+        n = int(np.prod(x.shape[2:]))
+        acc = x.reshape(x.shape[0], x.shape[1], -1).astype(np.int64).sum(axis=-1) - self.zpx * n
+        if mode == "onnx":
+            m = np.float32(self.sx / np.float32(self.sy * np.float32(n)))
+            q = quant.requantize_onnx(acc, m, self.zpy, self.out_dtype)
+        else:
+            mult, sh = quant.quantize_multiplier(float(self.sx) / (float(self.sy) * n))
+            q = quant.requantize_tflm(acc, mult, sh, self.zpy, self.out_dtype)
+        return [q.reshape(x.shape[:2] + (1,) * (x.ndim - 2))]
+
+    def macs(self, in_shapes, out_shapes):
+        return int(np.prod(in_shapes[0][1:]))
+
+    def requant_bytes(self) -> int:
+        return 8

@@ -1,0 +1,184 @@
+"""Shared quantization and requantization helpers — the arithmetic spec of the runtime.
+
+Integer tensors hold ``q`` with ``real = scale * (q - zero_point)``; activations are int8
+(or uint8 in QOperator files) per tensor; weights int8 (per output channel or per tensor),
+biases int32 with scale ``s_in * s_w[c]`` and zero point 0.
+
+Two rounding modes share one integer accumulator ``acc = sum (x - zp_x) * (w - zp_w) + bias``
+(exact: int32 on a microcontroller, exact integers in float BLAS here, see ``intgemm``):
+
+``onnx`` — what onnxruntime's CPU integer kernels compute (MLAS ``MlasRequantizeOutput``)::
+
+    M_c   = float32(float32(s_x * s_w[c]) / s_y)        # float32, in this order (qlinearconv.cc)
+    y     = clamp(float32(acc) * M_c, qmin - zp_y, qmax - zp_y)
+    q_out = round_half_to_even(y) + zp_y
+
+  QuantizeLinear is ``saturate(round_half_to_even(x / s) + zp)`` with a true float32 division;
+  DequantizeLinear is ``float32(q - zp) * s``.
+
+``tflm`` — what TFLite Micro / CMSIS-NN compute on the device (``MultiplyByQuantizedMultiplier``)::
+
+    (m, shift) = QuantizeMultiplier(double(s_x) * s_w[c] / s_y)   # Q31 multiplier, frexp
+    q_out = clamp(zp_y + RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(
+                     acc << max(shift, 0), m), max(-shift, 0)), act_min, act_max)
+
+  i.e. "double rounding": the high multiply rounds half away from zero (nudge), the shift rounds
+  half up. Activation clamps (ReLU, ReLU6, Clip) become ``act_min/act_max`` in the output's
+  integer domain (``zp + round(limit / s)``), as ``CalculateActivationRangeQuantized``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+
+DTYPE_RANGE = {
+    np.dtype(np.int8): (-128, 127),
+    np.dtype(np.uint8): (0, 255),
+    np.dtype(np.int16): (-32768, 32767),
+    np.dtype(np.uint16): (0, 65535),
+    np.dtype(np.int32): (INT32_MIN, INT32_MAX),
+}
+
+MODES = ("onnx", "tflm")
+
+
+def qrange(dtype: np.dtype) -> tuple[int, int]:
+    """Integer range [qmin, qmax] of a quantized element type."""
+    return DTYPE_RANGE[np.dtype(dtype)]
+
+
+# ------------------------------------------------------------------------------------ onnx mode
+def quantize_linear(x: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
+    """ONNX QuantizeLinear as onnxruntime computes it: saturate(rne(x / scale) + zp) in float32."""
+    qmin, qmax = qrange(dtype)
+    zp_f = np.asarray(zp, dtype=np.float32)
+    v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
+    v = np.clip(v, np.float32(qmin) - zp_f, np.float32(qmax) - zp_f)
+    return (np.rint(v) + zp_f).astype(dtype)
+
+
+def dequantize_linear(q: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int) -> np.ndarray:
+    """ONNX DequantizeLinear: float32(q - zp) * scale."""
+    d = (q.astype(np.int32) - np.asarray(zp, dtype=np.int32)).astype(np.float32)
+    return d * np.asarray(scale, dtype=np.float32)
+
+
+def onnx_multiplier(s_x: float, s_w: np.ndarray, s_y: float) -> np.ndarray:
+    """onnxruntime's requantization multiplier: float32((s_x * s_w) / s_y), evaluated in float32."""
+    sx = np.float32(s_x)
+    sw = np.asarray(s_w, dtype=np.float32)
+    return ((sx * sw) / np.float32(s_y)).astype(np.float32)
+
+
+def requantize_onnx(acc: np.ndarray, multiplier: np.ndarray, zp: int, dtype: np.dtype,
+                    act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
+    """MLAS requantization: rne(clamp(float32(acc) * M)) + zp, then the activation clamp.
+
+    ``acc`` holds exact integers (int32/int64, or float64 holding integers).
+    """
+    qmin, qmax = qrange(dtype)
+    v = acc.astype(np.float32) * multiplier
+    v = np.clip(v, np.float32(qmin - zp), np.float32(qmax - zp))
+    q = np.rint(v).astype(np.int32) + np.int32(zp)
+    if act_min is not None and act_min > qmin or act_max is not None and act_max < qmax:
+        q = np.clip(q, qmin if act_min is None else act_min, qmax if act_max is None else act_max)
+    return q.astype(dtype)
+
+
+# ------------------------------------------------------------------------------------ tflm mode
+def round_half_away(x: np.ndarray | float) -> np.ndarray:
+    """TfLiteRound / std::round: round half away from zero."""
+    x = np.asarray(x, dtype=np.float64)
+    return np.sign(x) * np.floor(np.abs(x) + 0.5)
+
+
+def quantize_multiplier(m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
+    """TFLM ``QuantizeMultiplier``: real multiplier -> (Q31 int32 multiplier, shift).
+
+    ``m = q * 2**shift`` with q in [0.5, 1) written as round(q * 2**31); shift > 0 is a left shift.
+    """
+    m = np.atleast_1d(np.asarray(m, dtype=np.float64))
+    q, shift = np.frexp(m)
+    q_fixed = round_half_away(q * float(1 << 31)).astype(np.int64)
+    over = q_fixed == (1 << 31)
+    q_fixed = np.where(over, q_fixed // 2, q_fixed)
+    shift = np.where(over, shift + 1, shift).astype(np.int64)
+    tiny = shift < -31
+    q_fixed = np.where(tiny | (m == 0), 0, q_fixed)
+    shift = np.where(tiny | (m == 0), 0, shift)
+    return q_fixed, shift
+
+
+def _trunc_div_pow2(x: np.ndarray, n: int) -> np.ndarray:
+    """C-style integer division by 2**n (truncates toward zero)."""
+    a = np.abs(x) >> n
+    return np.where(x < 0, -a, a)
+
+
+def saturating_rounding_doubling_high_mul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """gemmlowp ``SaturatingRoundingDoublingHighMul`` on int32 values held in int64."""
+    ab = a * b
+    nudge = np.where(ab >= 0, np.int64(1 << 30), np.int64(1 - (1 << 30)))
+    res = _trunc_div_pow2(ab + nudge, 31)
+    overflow = (a == INT32_MIN) & (b == INT32_MIN)
+    return np.where(overflow, np.int64(INT32_MAX), res)
+
+
+def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
+    """gemmlowp ``RoundingDivideByPOT``: x / 2**exponent, rounding half away from zero."""
+    exponent = np.asarray(exponent, dtype=np.int64)
+    mask = (np.int64(1) << exponent) - 1
+    remainder = x & mask
+    threshold = (mask >> 1) + (x < 0).astype(np.int64)
+    return (x >> exponent) + (remainder > threshold).astype(np.int64)
+
+
+def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """TFLM ``MultiplyByQuantizedMultiplier`` (double rounding), vectorized; int64 in and out.
+
+    ``multiplier``/``shift`` broadcast against ``x`` (per-channel arrays shaped for it).
+    """
+    x = np.asarray(x, dtype=np.int64)
+    shift = np.asarray(shift, dtype=np.int64)
+    left = np.maximum(shift, 0)
+    right = np.maximum(-shift, 0)
+    xs = np.clip(x << left, INT32_MIN, INT32_MAX)  # int32 arithmetic on the device
+    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xs, np.asarray(multiplier, np.int64)), right)
+
+
+def requantize_tflm(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, dtype: np.dtype,
+                    act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
+    """acc (exact integers) -> zp + MultiplyByQuantizedMultiplier(acc), clamped to the activation range."""
+    qmin, qmax = qrange(dtype)
+    acc = np.clip(np.asarray(acc).astype(np.int64), INT32_MIN, INT32_MAX)
+    v = multiply_by_quantized_multiplier(acc, multiplier, shift) + zp
+    lo = qmin if act_min is None else max(qmin, act_min)
+    hi = qmax if act_max is None else min(qmax, act_max)
+    return np.clip(v, lo, hi).astype(dtype)
+
+
+# ------------------------------------------------------------------------------ activation clamps
+def activation_range(kind: str | None, lo: float | None, hi: float | None, scale: float, zp: int,
+                     dtype: np.dtype, mode: str) -> tuple[int, int]:
+    """Integer clamp [act_min, act_max] for a fused ReLU/Clip in the output's domain.
+
+    ``kind`` None → full range. ``lo``/``hi`` are the real-valued limits (ReLU: 0, None).
+    onnx mode rounds limit/scale half to even (as QuantizeLinear would), tflm half away (TfLiteRound).
+    """
+    qmin, qmax = qrange(dtype)
+    if kind is None:
+        return qmin, qmax
+
+    def q(v: float) -> int:
+        if mode == "onnx":
+            r = float(np.rint(np.float32(v) / np.float32(scale)))
+        else:
+            r = float(round_half_away(v / float(scale)))
+        return int(np.clip(r + zp, qmin, qmax))
+
+    a = qmin if lo is None else max(qmin, q(lo))
+    b = qmax if hi is None else min(qmax, q(hi))
+    return a, b

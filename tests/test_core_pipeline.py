@@ -1,0 +1,103 @@
+"""End-to-end pipeline runs on real data, tracked in a real MLflow store."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+
+import edgeflow
+from edgeflow.export import export_float
+from edgeflow.models import ZOO, build_model
+
+from conftest import BIN, tracking_uri
+
+FAST = ["trainer.progress_bar=false"]
+
+
+def test_quickstart_trains_digits_to_90_percent_and_tracks_everything(workdir: Path) -> None:
+    cfg = edgeflow.compose(["recipe=quickstart", "stages.train.max_epochs=6", *FAST,
+                            f"tracking.uri={tracking_uri(workdir)}"])
+    result = edgeflow.run(cfg)
+
+    assert result.metrics["evaluate/test_acc"] >= 90.0
+    summary = json.loads((result.run_dir / "summary.json").read_text())
+    assert summary["mlflow_run_id"] == result.mlflow_run_id
+    assert summary["metrics"]["evaluate/test_acc"] == pytest.approx(result.metrics["evaluate/test_acc"])
+    onnx_path = Path(summary["artifacts"]["export/onnx"])
+    assert onnx_path.exists()
+
+    client = MlflowClient(tracking_uri(workdir))
+    run = client.get_run(result.mlflow_run_id)
+    assert run.info.status == "FINISHED"
+    assert run.data.params["stages.train.max_epochs"] == "6"
+    assert run.data.metrics["evaluate/test_acc"] == pytest.approx(result.metrics["evaluate/test_acc"])
+    history = client.get_metric_history(result.mlflow_run_id, "train/val_acc")
+    assert len(history) == 6 and sorted(m.step for m in history) == list(range(6))
+    artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
+    assert {"config.yaml", "summary.json", "export"} <= artifacts
+
+
+def test_same_seed_gives_same_metrics(workdir: Path) -> None:
+    overrides = ["recipe=quickstart", "stages.train.max_epochs=2", "seed=7", *FAST, "tracking.enabled=false"]
+    first = edgeflow.run(edgeflow.compose(overrides)).metrics
+    second = edgeflow.run(edgeflow.compose(overrides)).metrics
+    for key in ("train/val_acc", "evaluate/test_acc", "evaluate/test_loss"):
+        assert first[key] == second[key], key
+
+
+def test_failing_run_is_marked_failed_with_the_error(workdir: Path) -> None:
+    cfg = edgeflow.compose(["recipe=quickstart", "model=resnet8", "dataset=cifar10", f"dataset.root={workdir}/none",
+                            *FAST, f"tracking.uri={tracking_uri(workdir)}"])
+    with pytest.raises(Exception, match="cifar-10"):
+        edgeflow.run(cfg)
+    client = MlflowClient(tracking_uri(workdir))
+    (experiment,) = [e for e in client.search_experiments() if e.name == "quickstart"]
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FAILED"
+    assert "cifar-10" in run.data.tags["edgeflow.error"].lower()
+
+
+def test_multirun_lands_in_one_experiment_with_a_sweep_id(tmp_path: Path) -> None:
+    proc = subprocess.run(
+        [str(BIN / "edgeflow"), "-m", "recipe=quickstart", "stages.train.max_epochs=1,2", *FAST,
+         f"tracking.uri={tracking_uri(tmp_path)}", f"hydra.sweep.dir={tmp_path}/sweep"],
+        capture_output=True, text=True, cwd=tmp_path, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
+    assert len(summaries) == 2
+    client = MlflowClient(tracking_uri(tmp_path))
+    experiment = client.get_experiment_by_name("quickstart")
+    runs = client.search_runs([experiment.experiment_id])
+    assert len(runs) == 2
+    assert len({r.data.tags["edgeflow.sweep_id"] for r in runs}) == 1
+    assert {r.data.params["stages.train.max_epochs"] for r in runs} == {"1", "2"}
+
+
+@pytest.mark.parametrize("name, shape, classes", [
+    ("mlp", (1, 8, 8), 10), ("cnn", (1, 8, 8), 10), ("resnet8", (3, 32, 32), 10), ("dscnn", (1, 49, 10), 12),
+    ("mobilenet_v1", (3, 96, 96), 2), ("autoencoder", (640,), 10), ("tcn", (1, 40), 10),
+])
+def test_float_export_round_trip(tmp_path: Path, name: str, shape: tuple[int, ...], classes: int) -> None:
+    assert name in ZOO
+    torch.manual_seed(0)
+    model = build_model(name, shape, classes).eval()
+    for module in model.modules():  # non-trivial BN statistics
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.5, 0.5)
+            module.running_var.uniform_(0.5, 2.0)
+    path = export_float(model, shape, tmp_path / f"{name}.onnx")
+    proto = onnx.load(str(path))
+    assert proto.opset_import[0].version >= 17
+    x = torch.randn(3, *shape)
+    got = ort.InferenceSession(str(path)).run(None, {"input": x.numpy()})[0]
+    with torch.no_grad():
+        expected = model(x).numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4, rtol=0)
