@@ -268,6 +268,7 @@ class _Recorder(TorchFunctionMode):
             kind = ("dwconv" if depthwise else "conv") + f"{dims}d"
             macs = out[0].numel() * (cin // groups) * math.prod(weight.shape[2:])
             attrs = {**attrs, "groups": groups}
+        attrs = {**attrs, "bias": bias is not None}
         mask = getattr(module, "weight_mask", None) if module is not None else None
         w = weight.detach()
         sizes = storage_bytes(w, wbits, mask=mask)

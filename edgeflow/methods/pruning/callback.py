@@ -39,6 +39,7 @@ class PruningScheduleCallback(pl.Callback):
         pruner: Callable[[nn.Module, float], Any],
         log: Callable[[dict[str, float], int | None], None] | None = None,
         measure: Callable[[nn.Module], float] | None = None,
+        monitor: str = "val_acc",
     ) -> None:
         if schedule.unit not in ("step", "epoch"):
             raise ValueError("PruningScheduleCallback needs unit 'step' or 'epoch'")
@@ -46,8 +47,12 @@ class PruningScheduleCallback(pl.Callback):
         self.pruner = pruner
         self.log = log
         self.measure = measure
+        self.monitor = monitor
         self.done: list[int] = []
         self.current: float = 0.0
+        self.history: list[tuple[int, float]] = []
+        self.best_state: dict | None = None
+        self.best_val: float = float("-inf")
 
     # -------------------------------------------------------------- checks
     def on_fit_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -68,6 +73,7 @@ class PruningScheduleCallback(pl.Callback):
         self.pruner(model, target)
         self.done.append(t)
         self.current = target
+        self.history.append((t, target))
         if self.log is not None:
             got = self.measure(model) if self.measure else target
             self.log({"sparsity": got, "target_sparsity": target}, t)
@@ -83,13 +89,33 @@ class PruningScheduleCallback(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:  # noqa: ANN001
         apply_masks(pl_module)
 
+    def finished(self) -> bool:
+        """True once the last event (``end``) has fired."""
+        return self.schedule.end in self.done
+
+    def on_validation_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        """Keep the weights of the best validation epoch *at the final sparsity*: a fit that restores
+        its overall best checkpoint could otherwise return a less sparse model from before ``end``.
+        Read ``best_state`` after the fit and load it."""
+        if trainer.sanity_checking or not self.finished():
+            return
+        val = trainer.callback_metrics.get(self.monitor)
+        if val is None:
+            return
+        val = float(val)
+        if val > self.best_val:
+            self.best_val = val
+            model = _inner_model(pl_module)
+            self.best_state = {k: v.detach().clone() for k, v in model.state_dict().items()}
+
     # -------------------------------------------------------------- resume
     def state_dict(self) -> dict[str, Any]:
-        return {"done": list(self.done), "current": self.current}
+        return {"done": list(self.done), "current": self.current, "history": list(self.history)}
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         self.done = list(state_dict.get("done", []))
         self.current = float(state_dict.get("current", 0.0))
+        self.history = [tuple(h) for h in state_dict.get("history", [])]
 
 
 class SnapshotCallback(pl.Callback):

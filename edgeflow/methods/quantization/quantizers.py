@@ -157,7 +157,7 @@ class WeightQuantizer(nn.Module):
         return best
 
     @torch.no_grad()
-    def calibrate(self, w: Tensor) -> None:
+    def calibrate(self, w: Tensor, mask: Tensor | None = None) -> None:
         """Set the scale from ``w`` (and the LSQ step, the first time)."""
         s = self._compute_scale(w.detach())
         self.scale.copy_(s)

@@ -1,0 +1,134 @@
+"""Differentiable hardware costs: the roofline formulas of ``edgeflow.hardware.model`` in torch.
+
+For DNAS and mixed-precision search. Inputs may be soft:
+
+- channel counts as tensors (e.g. the expected number of kept channels ``mask_probs.sum()``), which
+  scale a layer's MACs, weights and activations linearly;
+- bit-widths as a probability vector over candidate bit-widths (``BitChoice(probs, choices)``): the
+  cost is the expectation ``Σ_b p_b · cost(b)`` (EdMIPS-style), exact when ``probs`` is one-hot.
+
+Everything returns scalar tensors carrying gradients. Differences from ``HardwareModel.estimate``
+(by design, to stay smooth): weights are costed dense (no sparse formats), bytes are not rounded up
+to whole bytes, and peak RAM is not modelled (it is a max over a liveness set; constrain it with the
+exact estimate). On hard inputs of a dense target with whole-byte tensors the results are equal.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Sequence
+
+import torch
+from torch import Tensor
+
+from edgeflow.hardware.graph import ModelCost
+from edgeflow.hardware.model import HardwareModel, load
+from edgeflow.hardware.schema import precision_of
+
+
+@dataclass
+class BitChoice:
+    """A soft bit-width: ``probs[i]`` is the probability of ``choices[i]`` bits."""
+
+    probs: Tensor
+    choices: Sequence[int]
+
+    def pairs(self) -> list[tuple[Tensor, int]]:
+        return [(self.probs[i], int(b)) for i, b in enumerate(self.choices)]
+
+
+def expected_channels(keep_probs: Tensor) -> Tensor:
+    """Expected number of kept channels from per-channel keep probabilities (or a soft mask)."""
+    return keep_probs.sum()
+
+
+def expected_bits(bits: BitChoice) -> Tensor:
+    """Expected bit-width Σ p_b · b."""
+    return sum(p * b for p, b in bits.pairs())
+
+
+def conv_macs(cin: Any, cout: Any, kernel: Sequence[int] | int, out_spatial: int, groups: Any = 1) -> Any:
+    """MACs of a convolution: ``out_spatial · cout · cin/groups · prod(kernel)`` (soft-friendly)."""
+    k = math.prod(kernel) if not isinstance(kernel, int) else kernel
+    return out_spatial * cout * (cin / groups) * k
+
+
+def linear_macs(cin: Any, cout: Any, tokens: int = 1) -> Any:
+    """MACs of a Linear layer: ``tokens · cin · cout``."""
+    return tokens * cin * cout
+
+
+def _as_pairs(bits: int | BitChoice | None, default: int) -> list[tuple[Any, int]]:
+    if bits is None:
+        return [(1.0, int(default))]
+    if isinstance(bits, BitChoice):
+        return bits.pairs()
+    return [(1.0, int(bits))]
+
+
+def soft_layer_cost(hw: HardwareModel | Any, *, macs: Any, weights: Any, act_elements: Any,
+                    weight_bits: int | BitChoice = 8, act_bits: int | BitChoice | None = None,
+                    ops: Any = 0.0, biases: Any = 0.0) -> dict[str, Tensor]:
+    """Expected ``latency_ms``, ``energy_uj``, ``flash_bytes`` of one layer (scalar tensors).
+
+    ``act_elements``: input + output activation elements; ``act_bits`` defaults to the weight bits
+    of each choice. Same roofline as ``HardwareModel.estimate_layer`` (dense kernel).
+    """
+    hw = load(hw)
+    c = hw.cfg
+    t = lambda v: v if isinstance(v, Tensor) else torch.tensor(float(v))  # noqa: E731
+    macs, weights, act_elements, ops, biases = map(t, (macs, weights, act_elements, ops, biases))
+    lat = energy = flash = torch.zeros(())
+    for pw, wb in _as_pairs(weight_bits, 8):
+        for pa, ab in _as_pairs(act_bits, wb) if act_bits is not None else [(1.0, wb)]:
+            p = pw * pa
+            prec = precision_of(wb, ab)
+            wbytes = weights * (wb / 8.0)
+            abytes = act_elements * (ab / 8.0)
+            work = macs + ops
+            compute = work / c.mac_per_cycle[prec]
+            memory = wbytes / c.bytes_per_cycle[c.weight_memory] + abytes / c.bytes_per_cycle[c.activation_memory]
+            cycles = torch.maximum(compute, memory) + c.layer_overhead_cycles
+            lat = lat + p * cycles / c.clock_hz * 1e3
+            energy = energy + p * (work * c.energy_per_mac_pj[prec] + wbytes * c.energy_per_byte_pj[c.weight_memory]
+                                   + abytes * c.energy_per_byte_pj[c.activation_memory]) * 1e-6
+            flash = flash + p * (wbytes + 4.0 * biases)
+    return {"latency_ms": lat, "energy_uj": energy, "flash_bytes": flash}
+
+
+def soft_model_cost(hw: HardwareModel | Any, cost: ModelCost,
+                    channels: dict[str, tuple[Any, Any]] | None = None,
+                    bits: dict[str, int | BitChoice] | None = None,
+                    act_bits: dict[str, int | BitChoice] | None = None) -> dict[str, Tensor]:
+    """Expected totals (``latency_ms``, ``energy_uj``, ``flash_bytes``, ``macs``) of a model.
+
+    ``cost``: ``analyze(model, input_shape)`` of the nominal (largest) model. ``channels[name] =
+    (cin, cout)``: soft input/output channel counts of a Conv/Linear layer; its MACs, weights, biases and
+    activations are scaled by ``cin/cin0 · cout/cout0`` (depthwise: ``cout/cout0`` only), inputs by
+    ``cin/cin0``, outputs by ``cout/cout0``. Layers without weights keep their nominal cost.
+    ``bits[name]`` / ``act_bits[name]``: soft or hard bit-widths (default: the layer's own).
+    """
+    channels = channels or {}
+    bits = bits or {}
+    act_bits = act_bits or {}
+    tot = {k: torch.zeros(()) for k in ("latency_ms", "energy_uj", "flash_bytes", "macs")}
+    for layer in cost.layers:
+        in_el = float(sum(math.prod(s) for s in layer.input_shapes))
+        out_el = float(math.prod(layer.output_shape))
+        macs, weights, biases = layer.macs, layer.weights, layer.biases
+        if layer.name in channels and layer.weights:
+            cin, cout = channels[layer.name]
+            cin0 = layer.input_shapes[0][0] if layer.kind != "linear" else layer.input_shapes[0][-1]
+            cout0 = layer.output_shape[0] if layer.kind != "linear" else layer.output_shape[-1]
+            s_in, s_out = cin / cin0, cout / cout0
+            scale = s_out if layer.kind.startswith("dwconv") else s_in * s_out
+            macs, weights, biases = macs * scale, weights * scale, biases * s_out
+            in_el, out_el = in_el * s_in, out_el * s_out
+        r = soft_layer_cost(hw, macs=macs, weights=weights, act_elements=in_el + out_el, ops=layer.ops,
+                            biases=biases, weight_bits=bits.get(layer.name, layer.weight_bits),
+                            act_bits=act_bits.get(layer.name, layer.act_bits))
+        for k in ("latency_ms", "energy_uj", "flash_bytes"):
+            tot[k] = tot[k] + r[k]
+        tot["macs"] = tot["macs"] + (macs if isinstance(macs, Tensor) else torch.tensor(float(macs)))
+    return tot

@@ -1,0 +1,53 @@
+"""Pruning methods (plain PyTorch; no Hydra, MLflow or files).
+
+* :mod:`.masks` - the ``weight_mask`` buffer convention, layer selection, sparsity reports.
+* :mod:`.magnitude` - unstructured magnitude pruning, layer-wise or global.
+* :mod:`.schedules` - constant / linear / polynomial / AGP / exponential sparsity schedules.
+* :mod:`.callback` - the Lightning callback that runs a schedule during ``fit`` (imports Lightning).
+* :mod:`.lottery` - snapshot and rewind (lottery tickets).
+* :mod:`.nm` - N:M block-balanced sparsity.
+* :mod:`.structured` - channel pruning with torch.fx dependency groups and real thinning.
+* :mod:`.energy` - hardware-cost-aware per-layer sparsities.
+* :mod:`.storage` - per-layer bytes per storage format (via ``edgeflow.hardware.storage``).
+
+The Lightning callback is not imported here (``from edgeflow.methods.pruning.callback import
+PruningScheduleCallback``), so this package stays usable without Lightning.
+"""
+
+from .energy import energy_aware_sparsities
+from .lottery import rewind, snapshot
+from .magnitude import magnitude_masks, magnitude_prune
+from .masks import (
+    MASK,
+    apply_masks,
+    get_mask,
+    global_sparsity,
+    layer_sparsity,
+    prunable_layers,
+    remove_masks,
+    set_mask,
+    set_masks,
+    sparsity_report,
+)
+from .nm import check_nm, nm_mask, nm_prune
+from .schedules import SparsitySchedule, cycle_sparsities
+from .storage import storage_table
+from .structured import (
+    ChannelGroup,
+    bn_l1_penalty,
+    channel_groups,
+    channel_importance,
+    select_channels,
+    structured_prune,
+    thin,
+    zero_channels,
+)
+
+__all__ = [
+    "MASK", "ChannelGroup", "SparsitySchedule", "apply_masks", "bn_l1_penalty", "channel_groups",
+    "channel_importance", "check_nm", "cycle_sparsities", "energy_aware_sparsities", "get_mask",
+    "global_sparsity", "layer_sparsity", "magnitude_masks", "magnitude_prune", "nm_mask",
+    "nm_prune", "prunable_layers", "remove_masks", "rewind", "select_channels", "set_mask",
+    "set_masks", "snapshot", "sparsity_report", "storage_table", "structured_prune", "thin",
+    "zero_channels",
+]

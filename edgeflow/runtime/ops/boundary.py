@@ -1,0 +1,74 @@
+"""The graph's float boundary: input QuantizeLinear, output DequantizeLinear, Softmax.
+
+These are the only ops that touch float values; everything between them is integer.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeflow.runtime import quant
+from edgeflow.runtime.ops.base import Op
+
+
+class Quantize(Op):
+    kind = "quantize"
+
+    def __init__(self, name, x, y, scale, zp, dtype, axis=1):
+        super().__init__(name, [x], [y])
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.zp = np.asarray(zp)
+        self.dtype = np.dtype(dtype)
+        self.axis = axis
+
+    def _b(self, a, ndim):
+        if a.size <= 1:
+            return a.reshape(())
+        shape = [1] * ndim
+        shape[self.axis % ndim] = a.size
+        return a.reshape(shape)
+
+    def run(self, values, mode):
+        x = values[0]
+        return [quant.quantize_linear(x, self._b(self.scale, x.ndim), self._b(self.zp, x.ndim), self.dtype)]
+
+
+class Dequantize(Op):
+    kind = "dequantize"
+
+    def __init__(self, name, x, y, scale, zp, axis=1):
+        super().__init__(name, [x], [y])
+        self.scale = np.asarray(scale, dtype=np.float32)
+        self.zp = np.asarray(zp)
+        self.axis = axis
+
+    def run(self, values, mode):
+        x = values[0]
+        s, z = self.scale, self.zp
+        if s.size > 1:
+            shape = [1] * x.ndim
+            shape[self.axis % x.ndim] = s.size
+            s, z = s.reshape(shape), z.reshape(shape)
+        else:
+            s, z = s.reshape(()), z.reshape(())
+        return [quant.dequantize_linear(x, s, z)]
+
+
+class Softmax(Op):
+    """Float softmax on a dequantized int input (the classifier's last op)."""
+
+    kind = "softmax"
+
+    def __init__(self, name, x, y, axis=-1, in_scale=None, in_zp=None):
+        super().__init__(name, [x], [y])
+        self.axis = int(axis)
+        self.in_scale = None if in_scale is None else np.float32(in_scale)
+        self.in_zp = in_zp
+
+    def run(self, values, mode):
+        x = values[0]
+        if self.in_scale is not None:
+            x = quant.dequantize_linear(x, self.in_scale, self.in_zp)
+        x = x.astype(np.float32)
+        e = np.exp(x - x.max(axis=self.axis, keepdims=True))
+        return [(e / e.sum(axis=self.axis, keepdims=True)).astype(np.float32)]

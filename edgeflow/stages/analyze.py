@@ -1,0 +1,54 @@
+"""Stage ``analyze``: per-layer cost analysis of the current model on the configured hardware.
+
+Logs ``macs``, ``params``, ``flash_bytes``, ``peak_ram_bytes``, ``latency_ms``, ``energy_uj``, ``fits``
+(1/0), ``sparsity`` and ``weight_bits`` (weight-count-weighted mean), and writes ``layers.csv`` and
+``layers.png`` (per-layer latency and energy bars). Leaves the model unchanged; usable anywhere in a
+recipe. Imports torch/matplotlib only inside ``run``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edgeflow.config import StageConfig, require
+
+if TYPE_CHECKING:
+    from edgeflow.state import ModelState, StageContext, StageResult
+
+
+@dataclass
+class Config(StageConfig):
+    """``default_bits``: bit-width of weights and activations of layers that carry no quantizer
+    (32 = float32, as the model is; 8 = cost a float model as if deployed at int8).
+    ``csv`` / ``plot``: write the per-layer table / chart."""
+
+    kind: str = "analyze"
+    default_bits: int = 32
+    csv: bool = True
+    plot: bool = True
+
+    def __post_init__(self) -> None:
+        require(self.default_bits in (1, 2, 4, 8, 16, 32), "default_bits", "one of 1, 2, 4, 8, 16, 32",
+                self.default_bits)
+
+
+def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+    from edgeflow.hardware import analyze, load
+    from edgeflow.hardware.report import plot_layers, write_csv
+    from edgeflow.state import StageResult
+
+    cost = analyze(state.model, state.input_shape, default_bits=cfg.default_bits)
+    hw = load(ctx.hardware)
+    est = hw.estimate(cost)
+    metrics = dict(est.metrics())
+    metrics["sparsity"] = float(cost.sparsity)
+    w = cost.weights
+    metrics["weight_bits"] = float(sum(lc.weight_bits * lc.weights for lc in cost.layers) / w) if w else 0.0
+    artifacts = {}
+    out = ctx.out_dir
+    if cfg.csv:
+        artifacts["layers_csv"] = write_csv(cost, est, out / "layers.csv")
+    if cfg.plot:
+        artifacts["layers_png"] = plot_layers(est, out / "layers.png")
+    return StageResult(state=state, metrics=metrics, artifacts=artifacts)

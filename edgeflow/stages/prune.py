@@ -1,0 +1,259 @@
+"""Stage ``prune``: unstructured magnitude (with schedules), structured channel pruning with real
+thinning, or N:M sparsity; then fine-tuning. See the README's "Pruning" section for every option.
+
+Masks live in the model as ``weight_mask`` buffers (see ``edgeflow.methods.pruning.masks``), so
+later stages (QAT, export, profile) keep the sparsity. Structured pruning returns a thinner model
+(fewer channels), which every later stage simply reads.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edgeflow.config import ConfigError, TrainingStageConfig, require, require_choice
+from edgeflow.methods.pruning.schedules import KINDS, UNITS, SparsitySchedule
+
+if TYPE_CHECKING:
+    from edgeflow.state import ModelState, StageContext, StageResult
+
+METHODS = ("magnitude", "structured", "nm")
+SCOPES = ("layer", "global")
+CRITERIA = ("l1", "l2", "bn_scale")
+REWINDS = ("none", "init", "epoch")
+ENERGY_METRICS = ("energy", "latency")
+
+
+@dataclass
+class Config(TrainingStageConfig):
+    """Options of the prune stage (training options: see ``TrainingStageConfig``)."""
+
+    method: str = "magnitude"          # magnitude | structured | nm
+    target_sparsity: float = 0.8       # magnitude: fraction of weights; structured: of channels
+    schedule: str = "agp"              # constant | linear | polynomial | agp | exponential
+    initial_sparsity: float = 0.0
+    exponent: float = 3.0              # polynomial only
+    unit: str = "epoch"                # step | epoch | cycle
+    begin: int = 0
+    end: int = 5
+    frequency: int = 1
+    scope: str = "layer"               # layer | global
+    exclude: list[str] = field(default_factory=list)
+    energy_aware: bool = False
+    energy_metric: str = "energy"      # energy | latency (per-layer cost from the hardware model)
+    energy_power: float = 1.0
+    max_layer_sparsity: float = 0.95
+    n: int = 2                         # nm: keep n of every m
+    m: int = 4
+    criterion: str = "l1"              # structured: l1 | l2 | bn_scale
+    slimming_l1: float = 1e-4          # bn_scale: L1 penalty strength on BatchNorm scales
+    slimming_epochs: int = 0           # bn_scale: epochs of penalised training before pruning
+    channel_multiple: int = 1          # structured: kept channels rounded up to a multiple
+    rewind: str = "none"               # none | init | epoch (unit=cycle, magnitude only)
+    rewind_epoch: int = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice(self.method, "method", METHODS)
+        require_choice(self.schedule, "schedule", KINDS)
+        require_choice(self.unit, "unit", UNITS)
+        require_choice(self.scope, "scope", SCOPES)
+        require_choice(self.criterion, "criterion", CRITERIA)
+        require_choice(self.rewind, "rewind", REWINDS)
+        require_choice(self.energy_metric, "energy_metric", ENERGY_METRICS)
+        require(all(isinstance(p, str) and p for p in self.exclude), "exclude",
+                "a list of module-name glob patterns", self.exclude)
+        require(self.energy_power >= 0, "energy_power", "a float >= 0", self.energy_power)
+        require(0 < self.max_layer_sparsity < 1, "max_layer_sparsity", "in (0, 1)",
+                self.max_layer_sparsity)
+        require(self.m >= 2, "m", "an integer >= 2", self.m)
+        require(1 <= self.n < self.m, "n", f"an integer in [1, m-1] = [1, {self.m - 1}]", self.n)
+        require(self.slimming_l1 >= 0, "slimming_l1", "a float >= 0", self.slimming_l1)
+        require(self.slimming_epochs >= 0, "slimming_epochs", "an integer >= 0", self.slimming_epochs)
+        require(self.channel_multiple >= 1, "channel_multiple", "an integer >= 1", self.channel_multiple)
+        if self.method == "nm":
+            return  # one-shot N:M masks then one fine-tuning fit; schedule keys unused
+        sched = self.sparsity_schedule()  # range checks of the schedule keys
+        if self.method == "structured":
+            require(self.unit == "cycle", "unit",
+                    "'cycle' for method=structured (the model is thinned between fits)", self.unit)
+            require(self.scope in SCOPES, "scope", "layer or global", self.scope)
+        if self.unit == "epoch":
+            sched.check(self.max_epochs)
+        if self.rewind != "none":
+            require(self.method == "magnitude" and self.unit == "cycle", "rewind",
+                    "'none' unless method=magnitude and unit=cycle (rewind happens between cycles)",
+                    self.rewind)
+        if self.rewind == "epoch":
+            require(0 <= self.rewind_epoch < self.max_epochs, "rewind_epoch",
+                    f"an epoch index in [0, max_epochs-1] = [0, {self.max_epochs - 1}]",
+                    self.rewind_epoch)
+
+    def sparsity_schedule(self) -> SparsitySchedule:
+        return SparsitySchedule(
+            kind=self.schedule, final=self.target_sparsity, initial=self.initial_sparsity,
+            begin=self.begin, end=self.end, frequency=self.frequency, unit=self.unit,
+            exponent=self.exponent,
+        )
+
+
+# ----------------------------------------------------------------------------------- helpers
+def _layer_costs(model: Any, input_shape: tuple[int, ...], ctx: StageContext, metric: str) -> dict[str, float]:
+    """Per-layer cost on the configured target: ``energy_uj`` or ``latency_ms`` of each layer of
+    ``hardware.estimate(analyze(model))`` (BatchNorm and activations fused into their conv)."""
+    from edgeflow.hardware import analyze
+
+    est = ctx.hardware.estimate(analyze(model, input_shape), warn=False)
+    attr = "energy_uj" if metric == "energy" else "latency_ms"
+    return {le.name: float(getattr(le, attr)) for le in est.layers}
+
+
+def _write_csv(path: Any, rows: list[dict]) -> None:
+    import csv
+
+    keys: list[str] = []
+    for r in rows:
+        keys += [k for k in r if k not in keys]
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=keys)
+        w.writeheader()
+        w.writerows(rows)
+
+
+def _with(cfg: Config, **changes: Any) -> Config:
+    return dataclasses.replace(cfg, **changes)
+
+
+# ----------------------------------------------------------------------------------- run
+def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+    import torch
+
+    from edgeflow.hardware import analyze
+    from edgeflow.methods import pruning as P
+    from edgeflow.methods.pruning.callback import PruningScheduleCallback, SnapshotCallback
+    from edgeflow.state import StageResult
+    from edgeflow.training import evaluate, fit
+
+    model = state.model
+    shape = tuple(state.input_shape)
+    exclude = list(cfg.exclude)
+    metrics: dict[str, float] = {}
+    artifacts: dict[str, Any] = {}
+    if "test_acc" not in state.reference_metrics:
+        state.reference_metrics["test_acc"] = evaluate(model, ctx)["test_acc"]
+    dense_cost = analyze(model, shape)
+    costs = _layer_costs(model, shape, ctx, cfg.energy_metric) if cfg.energy_aware else {}
+
+    def layer_targets(s: float) -> dict[str, float] | None:
+        if not cfg.energy_aware:
+            return None
+        sizes = {n: m.weight.numel() for n, m in P.prunable_layers(model, exclude).items()}
+        return P.energy_aware_sparsities(costs, sizes, s, max_layer=cfg.max_layer_sparsity,
+                                         power=cfg.energy_power)
+
+    def prune_to(mdl: torch.nn.Module, s: float) -> None:
+        P.magnitude_prune(mdl, s, scope="layer" if cfg.energy_aware else cfg.scope,
+                          exclude=exclude, layer_sparsity=layer_targets(s))
+
+    def measure(mdl: torch.nn.Module) -> float:
+        return P.global_sparsity(mdl, exclude)
+
+    schedule_rows: list[dict] = []
+    if cfg.method == "magnitude":
+        sched = cfg.sparsity_schedule()
+        if cfg.unit in ("step", "epoch"):
+            cb = PruningScheduleCallback(sched, prune_to, log=ctx.log_metrics, measure=measure)
+            fit(model, ctx, cfg, callbacks=[cb])
+            if cb.best_state is not None:  # best-val epoch among those at the final sparsity
+                model.load_state_dict(cb.best_state)
+            schedule_rows = [{"t": t, "target": s} for t, s in cb.history]
+        else:
+            sched.check(sched.end + 1)
+            snap = P.snapshot(model) if cfg.rewind == "init" else None
+            for c in range(sched.end + 1):
+                target = sched.target_at(c)
+                if target is not None:
+                    prune_to(model, target)
+                    got = measure(model)
+                    ctx.log_metrics({"sparsity": got, "target_sparsity": target}, c)
+                    schedule_rows.append({"t": c, "target": target, "sparsity": got})
+                if snap is not None and c > 0:
+                    P.rewind(model, snap)
+                cbs = []
+                if cfg.rewind == "epoch" and snap is None:
+                    snap_cb = SnapshotCallback(cfg.rewind_epoch)
+                    cbs.append(snap_cb)
+                res = fit(model, ctx, cfg, callbacks=cbs)
+                if cbs and snap_cb.snapshot is not None:
+                    snap = snap_cb.snapshot
+                ctx.log_metrics({"cycle_val_acc": res["val_acc"]}, c)
+    elif cfg.method == "nm":
+        P.nm_prune(model, cfg.n, cfg.m, exclude=exclude)
+        fit(model, ctx, cfg)
+        metrics["nm_ok"] = float(all(
+            P.check_nm(m.weight, cfg.n, cfg.m) for m in P.prunable_layers(model, exclude).values()))
+    else:  # structured
+        if cfg.criterion == "bn_scale" and cfg.slimming_epochs > 0:
+            fit(model, ctx, _with(cfg, max_epochs=cfg.slimming_epochs),
+                extra_loss=P.bn_l1_penalty(model, cfg.slimming_l1))
+        sched = cfg.sparsity_schedule()
+        prev = 0.0
+        group_rows: list[dict] = []
+        for c in range(sched.end + 1):
+            target = sched.target_at(c)
+            if target is not None and target > prev:
+                rel = 1.0 - (1.0 - target) / (1.0 - prev)
+                group_ratio = None
+                if cfg.energy_aware:
+                    groups = P.channel_groups(model, shape, exclude)
+                    cc = _layer_costs(model, shape, ctx, cfg.energy_metric)
+                    mods = dict(model.named_modules())
+                    gcost = {g.name: sum(cc.get(n, 0.0) for n in g.producers + g.depthwise)
+                             for g in groups if g.prunable}
+                    gsize = {g.name: sum(mods[n].weight.numel() for n in g.producers)
+                             for g in groups if g.prunable}
+                    group_ratio = P.energy_aware_sparsities(
+                        gcost, gsize, rel, max_layer=cfg.max_layer_sparsity, power=cfg.energy_power)
+                model, group_rows = P.structured_prune(
+                    model, shape, rel, criterion=cfg.criterion, scope=cfg.scope, exclude=exclude,
+                    group_ratio=group_ratio, multiple=cfg.channel_multiple)
+                prev = target
+                ctx.log_metrics({"channel_sparsity": target}, c)
+                schedule_rows.append({"t": c, "target": target})
+            fit(model, ctx, cfg)
+        if group_rows:
+            _write_csv(ctx.out_dir / "groups.csv", group_rows)
+            artifacts["groups"] = ctx.out_dir / "groups.csv"
+
+    # ------------------------------------------------------------------ report
+    P.apply_masks(model)
+    test = evaluate(model, ctx)
+    cost = analyze(model, shape)
+    report = P.sparsity_report(model)
+    metrics.update({
+        "test_acc": test["test_acc"],
+        "test_loss": test["test_loss"],
+        "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
+        "sparsity": report["total"]["sparsity"],
+        "params": float(cost.params),
+        "nonzero_params": float(cost.params - report["total"]["zeros"]),
+        "macs": float(cost.macs),
+        "params_ratio": cost.params / max(dense_cost.params, 1),
+        "macs_ratio": cost.macs / max(dense_cost.macs, 1),
+    })
+    for name, row in report.items():
+        if name != "total":
+            metrics[f"sparsity/{name}"] = row["sparsity"]
+    supported = tuple(getattr(getattr(ctx.hardware, "cfg", None), "sparse_formats", ("dense",)))
+    layers = P.storage_table(model, supported=supported)
+    if layers and "best_bytes" in layers[0]:
+        metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
+        metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))
+    _write_csv(ctx.out_dir / "layers.csv", layers)
+    artifacts["layers"] = ctx.out_dir / "layers.csv"
+    if schedule_rows:
+        _write_csv(ctx.out_dir / "schedule.csv", schedule_rows)
+        artifacts["schedule"] = ctx.out_dir / "schedule.csv"
+    return StageResult(state=dataclasses.replace(state, model=model), metrics=metrics,
+                       artifacts=artifacts)
