@@ -16,7 +16,7 @@ from edgeflow.config import RunConfig, stage_module, validate
 from edgeflow.state import ModelState, StageContext
 
 log = logging.getLogger("edgeflow")
-KEY_METRICS = ("test_acc", "val_acc", "acc_drop", "sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
+KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
 
 
 @dataclass

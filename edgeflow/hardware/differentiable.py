@@ -77,9 +77,9 @@ def soft_layer_cost(hw: HardwareModel | Any, *, macs: Any, weights: Any, act_ele
     """
     hw = load(hw)
     c = hw.cfg
-    t = lambda v: v if isinstance(v, Tensor) else torch.tensor(float(v))  # noqa: E731
+    t = lambda v: v if isinstance(v, Tensor) else torch.tensor(float(v), dtype=torch.float64)  # noqa: E731
     macs, weights, act_elements, ops, biases = map(t, (macs, weights, act_elements, ops, biases))
-    lat = energy = flash = torch.zeros(())
+    lat = energy = flash = torch.zeros((), dtype=torch.float64)
     for pw, wb in _as_pairs(weight_bits, 8):
         for pa, ab in _as_pairs(act_bits, wb) if act_bits is not None else [(1.0, wb)]:
             p = pw * pa
@@ -104,31 +104,33 @@ def soft_model_cost(hw: HardwareModel | Any, cost: ModelCost,
     """Expected totals (``latency_ms``, ``energy_uj``, ``flash_bytes``, ``macs``) of a model.
 
     ``cost``: ``analyze(model, input_shape)`` of the nominal (largest) model. ``channels[name] =
-    (cin, cout)``: soft input/output channel counts of a Conv/Linear layer; its MACs, weights, biases and
-    activations are scaled by ``cin/cin0 · cout/cout0`` (depthwise: ``cout/cout0`` only), inputs by
-    ``cin/cin0``, outputs by ``cout/cout0``. Layers without weights keep their nominal cost.
+    (cin, cout)``: soft input/output channel counts of a layer; MACs and weights scale by
+    ``cin/cin0 · cout/cout0`` (depthwise: ``cout/cout0`` only), biases and ``ops`` (pool/add/activation
+    elements) by ``cout/cout0``, input activations by ``cin/cin0``, outputs by ``cout/cout0``. Layers
+    not named keep their nominal cost.
     ``bits[name]`` / ``act_bits[name]``: soft or hard bit-widths (default: the layer's own).
     """
     channels = channels or {}
     bits = bits or {}
     act_bits = act_bits or {}
-    tot = {k: torch.zeros(()) for k in ("latency_ms", "energy_uj", "flash_bytes", "macs")}
+    tot = {k: torch.zeros((), dtype=torch.float64) for k in ("latency_ms", "energy_uj", "flash_bytes", "macs")}
     for layer in cost.layers:
         in_el = float(sum(math.prod(s) for s in layer.input_shapes))
         out_el = float(math.prod(layer.output_shape))
-        macs, weights, biases = layer.macs, layer.weights, layer.biases
-        if layer.name in channels and layer.weights:
+        macs, weights, biases, ops = layer.macs, layer.weights, layer.biases, layer.ops
+        if layer.name in channels:
             cin, cout = channels[layer.name]
-            cin0 = layer.input_shapes[0][0] if layer.kind != "linear" else layer.input_shapes[0][-1]
-            cout0 = layer.output_shape[0] if layer.kind != "linear" else layer.output_shape[-1]
+            linear = layer.kind == "linear"
+            cin0 = layer.input_shapes[0][-1 if linear else 0]
+            cout0 = layer.output_shape[-1 if linear else 0]
             s_in, s_out = cin / cin0, cout / cout0
-            scale = s_out if layer.kind.startswith("dwconv") else s_in * s_out
-            macs, weights, biases = macs * scale, weights * scale, biases * s_out
+            scale = s_out if layer.kind.startswith("dwconv") or not layer.weights else s_in * s_out
+            macs, weights, biases, ops = macs * scale, weights * scale, biases * s_out, ops * s_out
             in_el, out_el = in_el * s_in, out_el * s_out
-        r = soft_layer_cost(hw, macs=macs, weights=weights, act_elements=in_el + out_el, ops=layer.ops,
+        r = soft_layer_cost(hw, macs=macs, weights=weights, act_elements=in_el + out_el, ops=ops,
                             biases=biases, weight_bits=bits.get(layer.name, layer.weight_bits),
                             act_bits=act_bits.get(layer.name, layer.act_bits))
         for k in ("latency_ms", "energy_uj", "flash_bytes"):
             tot[k] = tot[k] + r[k]
-        tot["macs"] = tot["macs"] + (macs if isinstance(macs, Tensor) else torch.tensor(float(macs)))
+        tot["macs"] = tot["macs"] + (macs if isinstance(macs, Tensor) else torch.tensor(float(macs), dtype=torch.float64))
     return tot

@@ -241,6 +241,8 @@ class _Recorder(TorchFunctionMode):
         layer.output_shape = tuple(out.shape[1:])
         layer.input_bytes = sum(_bytes(t[0].numel(), layer.act_bits) for t in inputs)
         layer.output_bytes = _bytes(out[0].numel(), layer.act_bits)
+        if not layer.weights:  # no weights: runs at its activation precision
+            layer.weight_bits = layer.act_bits
         self.layers.append(layer)
         idx = len(self.layers) - 1
         self._track(out, idx, layer.act_bits)

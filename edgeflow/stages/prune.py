@@ -246,7 +246,7 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
         if name != "total":
             metrics[f"sparsity/{name}"] = row["sparsity"]
     supported = tuple(getattr(getattr(ctx.hardware, "cfg", None), "sparse_formats", ("dense",)))
-    layers = P.storage_table(model, supported=supported)
+    layers = P.storage_table(model, supported=supported, m=cfg.m)
     if layers and "best_bytes" in layers[0]:
         metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
         metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))

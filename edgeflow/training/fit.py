@@ -37,7 +37,8 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
 
     Writes the best checkpoint (weights only) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
     ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, and re-applies pruning masks after
-    every optimizer step. Returns ``{"val_acc": best, "epochs": epochs_run}``.
+    every optimizer step. Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
+    ``val_acc`` series is in MLflow; ``best_val_acc`` does not collide with it).
     """
     task = ClassificationTask(model, cfg, extra_loss)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ctx.out_dir, filename="best", monitor="val_acc", mode="max",
@@ -51,7 +52,7 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
     best = checkpoint.best_model_score
-    return {"val_acc": float(best) if best is not None else float("nan"), "epochs": float(trainer.current_epoch)}
+    return {"best_val_acc": float(best) if best is not None else float("nan"), "epochs": float(trainer.current_epoch)}
 
 
 def evaluate(model: nn.Module, ctx: StageContext, split: str = "test") -> dict[str, float]:

@@ -2,8 +2,9 @@
 
 For every prunable layer: weight count, sparsity, bit-width (``weight_quantizer.bits`` if the layer
 is quantized, else 32) and the bytes of the masked weight in each format that
-``edgeflow.hardware.storage.storage_bytes(weight, bits)`` knows (dense, CSR, CSC, N:M with indices,
-...), plus the best one. Without the hardware package only the sparsity columns are filled.
+``edgeflow.hardware.storage.storage_bytes(weight, bits)`` knows (dense, CSR, CSC, N:M with indices),
+plus the best one among the formats the target supports. The weight is viewed as rows
+``[O, kh*kw*I]`` in channels-last order, the block layout of :mod:`.nm`. Without the hardware package only the sparsity columns are filled.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import torch
 from torch import nn
 
 from .masks import get_mask, layer_sparsity, prunable_layers
+from .nm import _to_rows
 
 
 def weight_bits(module: nn.Module) -> int:
@@ -48,7 +50,9 @@ def storage_table(
             "bits": bits,
         }
         if storage_bytes is not None:
-            sizes = storage_bytes(w, bits, m=m, mask=get_mask(mod).cpu())
+            # channels-last rows [O, kh*kw*I]: the N:M block layout of .nm (dense/CSR/CSC bytes do
+            # not depend on the column order)
+            sizes = storage_bytes(_to_rows(w), bits, m=m, mask=_to_rows(get_mask(mod).cpu()))
             for fmt in ("dense", "csr", "csc", "nm"):
                 row[f"{fmt}_bytes"] = int(sizes[fmt])
             row["nm_n"], row["nm_m"] = int(sizes["nm_n"]), int(sizes["nm_m"])
