@@ -20,15 +20,19 @@ def chunk_size(bound_a: float, bound_b: float) -> int:
     return max(1, int(_F32_EXACT // p))
 
 
-def exact_matmul(a: np.ndarray, b: np.ndarray, bound_a: float, bound_b: float) -> np.ndarray:
-    """``a @ b`` for integer-valued float32 operands, exact, returned as float64.
+def exact_matmul(a: np.ndarray, b: np.ndarray, bound_a: float, bound_b: float, bound_offset: float = 0.0) -> np.ndarray:
+    """``a @ b`` for integer-valued float32 operands, exact.
 
-    ``a``: (..., M, K), ``b``: (..., K, N) (numpy matmul broadcasting).
+    ``a``: (..., M, K), ``b``: (..., K, N) (numpy matmul broadcasting). The result is float32 when
+    every value (plus a later offset of at most ``bound_offset``) stays below 2**24, else float64.
     """
     k = a.shape[-1]
     kc = chunk_size(bound_a, bound_b)
     if k <= kc:
-        return np.matmul(a, b).astype(np.float64)
+        out = np.matmul(a, b)
+        if k * bound_a * bound_b + bound_offset >= _F32_EXACT:
+            out = out.astype(np.float64)
+        return out
     out = None
     for k0 in range(0, k, kc):
         part = np.matmul(a[..., k0:k0 + kc], b[..., k0:k0 + kc, :]).astype(np.float64)

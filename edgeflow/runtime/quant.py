@@ -77,15 +77,18 @@ def requantize_onnx(acc: np.ndarray, multiplier: np.ndarray, zp: int, dtype: np.
                     act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
     """MLAS requantization: rne(clamp(float32(acc) * M)) + zp, then the activation clamp.
 
-    ``acc`` holds exact integers (int32/int64, or float64 holding integers).
+    ``acc`` holds exact integers (int32/int64, or float32/float64 holding integers). Clamping
+    to integer bounds commutes with rounding, so the activation clamp is folded into one clip.
     """
     qmin, qmax = qrange(dtype)
-    v = acc.astype(np.float32) * multiplier
-    v = np.clip(v, np.float32(qmin - zp), np.float32(qmax - zp))
-    q = np.rint(v).astype(np.int32) + np.int32(zp)
-    if act_min is not None and act_min > qmin or act_max is not None and act_max < qmax:
-        q = np.clip(q, qmin if act_min is None else act_min, qmax if act_max is None else act_max)
-    return q.astype(dtype)
+    lo = qmin if act_min is None else max(qmin, act_min)
+    hi = qmax if act_max is None else min(qmax, act_max)
+    v = acc.astype(np.float32)  # int32 -> float conversion of MLAS (round to nearest even)
+    np.multiply(v, multiplier, out=v, casting="unsafe")
+    np.clip(v, np.float32(lo - zp), np.float32(hi - zp), out=v)
+    np.rint(v, out=v)
+    v += np.float32(zp)
+    return v.astype(dtype)
 
 
 # ------------------------------------------------------------------------------------ tflm mode

@@ -31,13 +31,7 @@ from torch import fx, nn
 from edgeflow.methods.quantization import graph as G
 from edgeflow.methods.quantization.fold import detach_bn_pairs, fold_batchnorm
 from edgeflow.methods.quantization.layers import QUANT_CLASSES, QUANT_LAYER_TYPES, to_quantized
-from edgeflow.methods.quantization.quantizers import (
-    ACT_METHODS,
-    WEIGHT_FORMATS,
-    WEIGHT_METHODS,
-    ActQuantizer,
-    make_weight_quantizer,
-)
+from edgeflow.methods.quantization.quantizers import ActQuantizer, make_weight_quantizer
 
 BN_MODES = ("fold", "simulate", "keep")
 LAYER_KEYS = ("weight_bits", "act_bits", "weight_format", "per_channel", "weight_method", "act_method")
@@ -81,29 +75,6 @@ class QuantConfig:
     def default_spec(self) -> LayerSpec:
         return LayerSpec(self.weight_bits, self.act_bits, self.weight_format, self.per_channel,
                          self.weight_method, self.act_method)
-
-
-def check_layer_settings(settings: dict[str, Any], where: str = "") -> None:
-    """Raise ``ValueError('<key>: ...')`` for a bad per-layer setting (shared with the stage schemas)."""
-    for key, value in settings.items():
-        name = f"{where}{key}"
-        if key not in LAYER_KEYS:
-            raise ValueError(f"{name}: unknown key; allowed: {', '.join(LAYER_KEYS)}")
-        if key == "weight_bits" and not (isinstance(value, int) and 1 <= value <= 8):
-            raise ValueError(f"{name}: must be an integer in 1..8 (1 = binary), got {value!r}")
-        if key == "act_bits" and not (isinstance(value, int) and (2 <= value <= 8 or value == 32)):
-            raise ValueError(f"{name}: must be an integer in 2..8, or 32 (float), got {value!r}")
-        if key == "weight_format" and value not in WEIGHT_FORMATS:
-            raise ValueError(f"{name}: must be one of {', '.join(WEIGHT_FORMATS)}, got {value!r}")
-        if key == "weight_method" and value not in WEIGHT_METHODS:
-            raise ValueError(f"{name}: must be one of {', '.join(WEIGHT_METHODS)}, got {value!r}")
-        if key == "act_method" and value not in ACT_METHODS:
-            raise ValueError(f"{name}: must be one of {', '.join(ACT_METHODS)}, got {value!r}")
-        if key == "per_channel" and not isinstance(value, bool):
-            raise ValueError(f"{name}: must be true or false, got {value!r}")
-    fmt, bits = settings.get("weight_format"), settings.get("weight_bits")
-    if fmt == "pow2" and bits is not None and not 2 <= bits <= 4:
-        raise ValueError(f"{where}weight_bits: power-of-two weights need 2..4 bits, got {bits!r}")
 
 
 def name_matches(name: str, pattern: str) -> bool:

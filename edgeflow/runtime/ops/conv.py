@@ -93,44 +93,58 @@ class Conv(Op):
         return (x_shape[0], self.m) + (out[1:] if self.nd == 1 else out)
 
     # ------------------------------------------------------------------ compute
-    def accumulate(self, x: np.ndarray) -> np.ndarray:
-        """Exact int32 accumulators (float64 holding integers), NCHW-shaped (N, M, OH, OW)."""
+    def accumulate(self, x: np.ndarray) -> tuple[np.ndarray, int, tuple[int, ...]]:
+        """Exact int32 accumulators as float32/float64 integers.
+
+        Returns (acc, channel_axis, nchw_shape): depthwise gives (N, C, OH, OW) with channels on
+        axis 1; the GEMM path gives (M, N*OH*OW) with channels on axis 0.
+        """
         if x.ndim != self.nd + 2 or x.shape[1] != self.cg * self.group:
-            raise ValueError(f"input shape {x.shape} does not fit weights {self.w.shape}")
+            raise ValueError(f"input shape {tuple(x.shape)} does not fit weights {tuple(self.w.shape)}")
         k2, s2, d2, p2, (oh, ow) = self._geometry(x.shape)
+        if oh <= 0 or ow <= 0:
+            raise ValueError(f"input spatial size {tuple(x.shape[2:])} too small for kernel {self.kernel}")
         n, c = x.shape[:2]
         x4 = x.reshape(n, c, 1, -1) if self.nd == 1 else x
-        xf = x4.astype(np.float32)
-        xp = intgemm.pad_nchw(xf, p2, float(self.zp_x))
-        if oh <= 0 or ow <= 0:
-            raise ValueError(f"input spatial size {x.shape[2:]} too small for kernel {self.kernel}")
+        kk = k2[0] * k2[1]
+        off = self.acc_offset
         if self.depthwise:
+            xp = intgemm.pad_nchw(x4.astype(np.float32), p2, float(self.zp_x))
             acc = np.zeros((n, c, oh, ow), dtype=np.float32)
             for i in range(k2[0]):
                 for j in range(k2[1]):
                     h0, w0 = i * d2[0], j * d2[1]
                     tap = xp[:, :, h0:h0 + s2[0] * (oh - 1) + 1:s2[0], w0:w0 + s2[1] * (ow - 1) + 1:s2[1]]
                     acc += tap * self.w4[:, 0, i, j].reshape(1, c, 1, 1)
-            acc = acc.astype(np.float64)
+            bound = kk * self.bound_x * self.bound_w + np.abs(off).max(initial=0)
+            acc = acc.astype(np.float64) if bound >= 2**24 else acc
+            acc += off.reshape(1, -1, 1, 1).astype(acc.dtype)
+            return acc, 1, (n, c, oh, ow)
+        if k2 == (1, 1) and s2 == (1, 1) and not any(p2):
+            cols = x4.reshape(n, c, oh * ow).transpose(1, 0, 2).astype(np.float32).reshape(c, n * oh * ow)
         else:
-            if k2 == (1, 1) and s2 == (1, 1) and not any(p2):
-                cols = xp.reshape(n, c, oh * ow).transpose(1, 0, 2).reshape(c, n * oh * ow)
-            else:
-                cols = intgemm.im2col_2d(xp, k2, s2, d2, (oh, ow))  # (K, N*L)
-            kg = self.cg * k2[0] * k2[1]
-            acc = intgemm.exact_matmul(self.wmat, cols.reshape(self.group, kg, n * oh * ow),
-                                       self.bound_x, self.bound_w)  # (G, Mg, N*L)
-            acc = acc.reshape(self.m, n, oh, ow).transpose(1, 0, 2, 3)
-        acc = acc + self.acc_offset.reshape(1, -1, 1, 1)
-        return acc
+            xp = intgemm.pad_nchw(x4, p2, self.zp_x)
+            cols = intgemm.im2col_2d(xp, k2, s2, d2, (oh, ow)).astype(np.float32)  # (K, N*L)
+        kg = self.cg * kk
+        if self.group == 1:
+            acc = intgemm.exact_matmul(self.wmat[0], cols, self.bound_x, self.bound_w, float(np.abs(off).max(initial=0)))
+        else:
+            acc = intgemm.exact_matmul(self.wmat, cols.reshape(self.group, kg, n * oh * ow), self.bound_x, self.bound_w,
+                                       float(np.abs(off).max(initial=0))).reshape(self.m, n * oh * ow)
+        acc += off.reshape(-1, 1).astype(acc.dtype)
+        return acc, 0, (n, self.m, oh, ow)
 
     def run(self, values, mode):
         x = values[0]
-        acc = self.accumulate(x)
+        acc, axis, (n, m, oh, ow) = self.accumulate(x)
         out_shape = self.output_shape(x.shape)
         if self.rq is None:
-            return [acc.astype(np.int32).reshape(out_shape)]
-        return [self.rq.apply(acc, mode, 1).reshape(out_shape)]
+            q = acc.astype(np.int32)
+        else:
+            q = self.rq.apply(acc, mode, axis)
+        if axis == 0:
+            q = np.ascontiguousarray(q.reshape(m, n, oh, ow).transpose(1, 0, 2, 3))
+        return [q.reshape(out_shape)]
 
     # ------------------------------------------------------------------ costs
     def macs(self, in_shapes, out_shapes):

@@ -1,0 +1,274 @@
+"""Per-layer and total costs of a Program; accuracy and agreement with onnxruntime.
+
+Per layer (one integer op): MACs, weights (count, bits, sparsity), flash bytes (weights at their
+true bit-width in the best storage format the target supports, + int32 biases + requantization
+parameters), activation bytes (inputs + outputs), and — with a hardware model — latency and energy
+from ``HardwareModel.estimate_layer``. Totals add peak RAM from the greedy arena plan and ``fits``
+(flash and arena within the target's capacities).
+"""
+
+from __future__ import annotations
+
+import csv
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeflow.runtime.errors import RuntimeModelError
+
+
+@dataclass
+class LayerProfile:
+    index: int
+    name: str
+    kind: str
+    output_shape: tuple[int, ...]
+    macs: int
+    weights: int
+    weight_bits: int
+    sparsity: float
+    flash_bytes: int
+    activation_bytes: int
+    storage_format: str = "dense"
+    latency_ms: float = 0.0
+    energy_uj: float = 0.0
+    bound: str = ""
+
+
+@dataclass
+class Profile:
+    layers: list[LayerProfile]
+    macs: int
+    flash_bytes: int
+    peak_ram_bytes: int
+    latency_ms: float | None
+    energy_uj: float | None
+    fits: bool | None
+    hardware: str | None
+    rounding: str
+    plan: Any = None
+    accuracy: dict[str, float] = field(default_factory=dict)
+    agreement: dict[str, float] = field(default_factory=dict)
+
+    def metrics(self) -> dict[str, float]:
+        """Flat metric dict with edgeflow's bare names (the profile stage prefixes ``profile/``)."""
+        m: dict[str, float] = {"macs": float(self.macs), "flash_bytes": float(self.flash_bytes),
+                               "peak_ram_bytes": float(self.peak_ram_bytes)}
+        if self.latency_ms is not None:
+            m["latency_ms"] = float(self.latency_ms)
+            m["energy_uj"] = float(self.energy_uj)
+        if self.fits is not None:
+            m["fits"] = float(self.fits)
+        m.update({k: float(v) for k, v in self.accuracy.items()})
+        m.update({k: float(v) for k, v in self.agreement.items()})
+        return m
+
+    def write_csv(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        rows = [asdict(lp) for lp in self.layers]
+        with path.open("w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["index"])
+            w.writeheader()
+            for r in rows:
+                r["output_shape"] = "x".join(str(d) for d in r["output_shape"])
+                w.writerow(r)
+        return path
+
+    def table(self, title: str = "") -> Any:
+        """A rich Table of the layers with a totals row."""
+        from rich.table import Table
+
+        t = Table(title=title or None, show_footer=True)
+        hw = self.latency_ms is not None
+        cols = [("#", "", "right"), ("layer", "total", "left"), ("op", "", "left"), ("output", "", "left"),
+                ("MACs", f"{self.macs:,}", "right"), ("w bits", "", "right"),
+                ("flash B", f"{self.flash_bytes:,}", "right"), ("act B", "", "right")]
+        if hw:
+            cols += [("latency ms", f"{self.latency_ms:.4f}", "right"), ("energy uJ", f"{self.energy_uj:.3f}", "right")]
+        for name, foot, just in cols:
+            t.add_column(name, footer=foot, justify=just)
+        for lp in self.layers:
+            row = [str(lp.index), lp.name[-40:], lp.kind, "x".join(map(str, lp.output_shape)), f"{lp.macs:,}",
+                   str(lp.weight_bits) if lp.weights else "", f"{lp.flash_bytes:,}", f"{lp.activation_bytes:,}"]
+            if hw:
+                row += [f"{lp.latency_ms:.4f}", f"{lp.energy_uj:.3f}"]
+            t.add_row(*row)
+        return t
+
+    def summary_lines(self) -> list[str]:
+        lines = [f"MACs {self.macs:,}  flash {self.flash_bytes:,} B  peak RAM (arena) {self.peak_ram_bytes:,} B"]
+        if self.latency_ms is not None:
+            lines.append(f"{self.hardware}: latency {self.latency_ms:.3f} ms  energy {self.energy_uj:.2f} uJ  "
+                         f"fits {'yes' if self.fits else 'NO'}")
+        for k, v in {**self.accuracy, **self.agreement}.items():
+            lines.append(f"{k} = {v:.4f}")
+        return lines
+
+
+def _load_hardware(hardware: Any):
+    if hardware is None or hasattr(hardware, "estimate_layer"):
+        return hardware
+    from edgeflow.hardware import load as load_hw
+
+    try:
+        return load_hw(hardware)
+    except (KeyError, ValueError, FileNotFoundError) as exc:
+        raise RuntimeModelError(f"hardware {hardware!r}: {exc}") from None
+
+
+def _weights_of(op) -> np.ndarray | None:
+    return getattr(op, "w", None)
+
+
+def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]:
+    shapes = program.shapes(input_shapes)
+    dtypes = program._dtypes
+    hw = _load_hardware(hardware)
+    out = []
+    for i, op in enumerate(program.ops):
+        ins = [shapes[n] for n in op.inputs]
+        outs = [shapes[n] for n in op.outputs]
+        macs = int(op.macs(ins, outs))
+        w = _weights_of(op)
+        nw = int(w.size) if w is not None else 0
+        bits = int(getattr(op, "weight_bits", 8)) if nw else 0
+        sparsity = float((w == 0).mean()) if nw else 0.0
+        wbytes = (nw * bits + 7) // 8
+        fmt = "dense"
+        if nw and hw is not None and sparsity > 0:
+            try:
+                from edgeflow.hardware.storage import best_format, storage_bytes
+
+                fmt, wbytes = best_format(storage_bytes(w, bits), tuple(getattr(hw.cfg, "sparse_formats", ("dense",))) + ("dense",))
+            except Exception:  # storage formats are an estimate refinement; dense is always valid
+                fmt = "dense"
+        flash = int(wbytes) + op.bias_bytes() + op.requant_bytes()
+        act = sum(int(np.prod(shapes[n])) * dtypes[n].itemsize for n in list(op.inputs) + list(op.outputs))
+        if op.in_place:
+            act = 0
+        lp = LayerProfile(i, op.name, op.kind, outs[0] if outs else (), macs, nw, bits, sparsity, flash, act, fmt)
+        if hw is not None and not op.in_place:
+            est = hw.estimate_layer(macs, wbytes + op.bias_bytes() + op.requant_bytes(), act, bits=bits or 8,
+                                    sparsity=sparsity, name=op.name, kind=op.kind)
+            lp.latency_ms, lp.energy_uj, lp.bound = float(est.latency_ms), float(est.energy_uj), str(est.bound)
+        out.append(lp)
+    return out
+
+
+def _batches(dataset: Any, max_samples: int | None, batch_size: int):
+    """Yield (x numpy float32, y numpy int or None) batches from arrays, a (x, y) pair or a loader."""
+    def to_np(a):
+        if a is None:
+            return None
+        if hasattr(a, "detach"):
+            a = a.detach().cpu().numpy()
+        return np.asarray(a)
+
+    seen = 0
+    if isinstance(dataset, tuple) and len(dataset) == 2 and hasattr(dataset[0], "shape"):
+        x, y = to_np(dataset[0]), to_np(dataset[1])
+        items = ((x[i:i + batch_size], None if y is None else y[i:i + batch_size]) for i in range(0, len(x), batch_size))
+    elif hasattr(dataset, "shape"):
+        x = to_np(dataset)
+        items = ((x[i:i + batch_size], None) for i in range(0, len(x), batch_size))
+    else:
+        items = ((b[0], b[1] if len(b) > 1 else None) if isinstance(b, (tuple, list)) else (b, None) for b in dataset)
+    for x, y in items:
+        x, y = to_np(x), to_np(y)
+        if max_samples is not None and seen + len(x) > max_samples:
+            x = x[: max_samples - seen]
+            y = None if y is None else y[: max_samples - seen]
+        if len(x) == 0:
+            break
+        yield x, y
+        seen += len(x)
+        if max_samples is not None and seen >= max_samples:
+            break
+
+
+def onnxruntime_reference(path: str | Path):
+    """A callable x -> first output of onnxruntime at ORT_ENABLE_ALL on ``path`` (CPU)."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: x})[0]
+
+
+def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples: int | None = None,
+             batch_size: int = 256, rounding: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
+    """Accuracy (percent, needs labels) and agreement with ``reference`` on ``dataset``.
+
+    Agreement: ``agreement`` = share of bit-equal output elements (percent), ``max_lsb_diff`` =
+    largest difference in units of the output's quantization step (when the output is a
+    dequantized int8 tensor), ``top1_agreement`` = share of samples with the same arg-max (percent).
+    """
+    if reference == "onnxruntime":
+        if program.path is None:
+            raise RuntimeModelError("agreement with onnxruntime needs the program's ONNX file")
+        reference = onnxruntime_reference(program.path)
+    lsb = _output_step(program)
+    correct = total = 0
+    eq = elems = top1 = 0
+    max_diff = 0.0
+    in_dtype = program.inputs[0].dtype
+    for x, y in _batches(dataset, max_samples, batch_size):
+        x = x.astype(in_dtype, copy=False)
+        out = program.run(x, rounding=rounding)[0]
+        if y is not None and out.ndim >= 2 and y.ndim == 1:
+            correct += int((out.reshape(len(x), -1).argmax(-1) == y).sum())
+            total += len(x)
+        if reference is not None:
+            ref = np.asarray(reference(x))
+            eq += int((ref == out).sum())
+            elems += out.size
+            d = np.abs(ref.astype(np.float64) - out.astype(np.float64)).max(initial=0.0)
+            max_diff = max(max_diff, float(d / lsb) if lsb else float(d))
+            if out.ndim >= 2:
+                top1 += int((ref.reshape(len(x), -1).argmax(-1) == out.reshape(len(x), -1).argmax(-1)).sum())
+    acc = {"test_acc": 100.0 * correct / total} if total else {}
+    agree = {}
+    if elems:
+        agree = {"agreement": 100.0 * eq / elems, "max_lsb_diff": max_diff}
+        n = elems // max(1, int(np.prod(out.shape[1:])))
+        if out.ndim >= 2:
+            agree["top1_agreement"] = 100.0 * top1 / max(1, n)
+    return acc, agree
+
+
+def _output_step(program) -> float | None:
+    """Quantization step of the first output if it is a DequantizeLinear of an int8 tensor."""
+    for op in program.ops:
+        if op.kind == "dequantize" and program.output_names and op.outputs[0] == program.output_names[0]:
+            s = np.asarray(op.scale).reshape(-1)
+            return float(s[0]) if s.size == 1 else None
+    return None
+
+
+def profile(program, hardware: Any = None, dataset: Any = None, reference: Any = None, input_shapes=None,
+            max_samples: int | None = None, batch_size: int = 256, rounding: str | None = None) -> Profile:
+    hw = _load_hardware(hardware)
+    layers = layer_costs(program, hw, input_shapes)
+    plan = program.plan_memory(input_shapes)
+    macs = sum(lp.macs for lp in layers)
+    flash = sum(lp.flash_bytes for lp in layers)
+    lat = en = None
+    fits = None
+    if hw is not None:
+        lat = sum(lp.latency_ms for lp in layers)
+        en = sum(lp.energy_uj for lp in layers)
+        cfg = getattr(hw, "cfg", None)
+        if cfg is not None and hasattr(cfg, "flash_bytes"):
+            fits = flash <= int(cfg.flash_bytes) and plan.arena_bytes <= int(cfg.ram_bytes)
+    prof = Profile(layers, macs, flash, plan.arena_bytes, lat, en, fits, getattr(hw, "name", None),
+                   rounding or program.rounding, plan)
+    if dataset is not None:
+        ref = "onnxruntime" if reference is None and program.path is not None else reference
+        prof.accuracy, prof.agreement = evaluate(program, dataset, ref, max_samples, batch_size, rounding)
+    return prof
