@@ -45,7 +45,7 @@ class PruningScheduleCallback(pl.Callback):
             raise ValueError("PruningScheduleCallback needs unit 'step' or 'epoch'")
         self.schedule = schedule
         self.pruner = pruner
-        self.log = log
+        self.log_fn = log  # not `self.log`: Lightning overwrites callback.log with pl_module.log
         self.measure = measure
         self.monitor = monitor
         self.done: list[int] = []
@@ -74,9 +74,9 @@ class PruningScheduleCallback(pl.Callback):
         self.done.append(t)
         self.current = target
         self.history.append((t, target))
-        if self.log is not None:
+        if self.log_fn is not None:
             got = self.measure(model) if self.measure else target
-            self.log({"sparsity": got, "target_sparsity": target}, t)
+            self.log_fn({"sparsity": got, "target_sparsity": target}, t)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         if self.schedule.unit == "epoch":
