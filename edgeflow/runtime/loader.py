@@ -149,7 +149,8 @@ class Lowerer:
         if name in self.qt:
             return name, self.qt[name]
         if name in self.floats:
-            raise UnsupportedOpError(node.op_type, node.name, f"input {name!r} is float (not quantized)")
+            raise UnsupportedOpError(node.op_type, node.name, f"input {name!r} is float: this part of the graph "
+                                     "is not quantized (the runtime needs an int8 QDQ or QOperator model)")
         raise UnsupportedOpError(node.op_type, node.name, f"input {name!r} is not a quantized tensor")
 
     def is_act(self, name: str) -> bool:

@@ -270,5 +270,6 @@ def profile(program, hardware: Any = None, dataset: Any = None, reference: Any =
                    rounding or program.rounding, plan)
     if dataset is not None:
         ref = "onnxruntime" if reference is None and program.path is not None else reference
+        ref = None if ref is False else ref
         prof.accuracy, prof.agreement = evaluate(program, dataset, ref, max_samples, batch_size, rounding)
     return prof

@@ -1,0 +1,62 @@
+"""Stage ``qat``: quantization-aware training (fake quantization in the forward, straight-through gradients).
+
+Insert quantizers (BatchNorm folded first, or simulated with ``bn: simulate``), calibrate them on
+``calib_batches`` training batches, fine-tune with ``edgeflow.training.fit``; optionally freeze the
+observers / learned ranges (``freeze_observers_epoch``) and BN statistics (``freeze_bn_epoch``).
+Metrics as ``ptq``: ``test_acc``, ``acc_drop``, ``weight_bits``, ``weight_bytes``, ... plus ``val_acc``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from edgeflow.config import TrainingStageConfig, require, require_choice
+from edgeflow.stages.ptq import QuantOptions
+
+if TYPE_CHECKING:
+    from edgeflow.state import ModelState, StageContext, StageResult
+
+
+@dataclass
+class Config(TrainingStageConfig, QuantOptions):
+    max_epochs: int = 5
+    lr: float = 0.001
+    act_method: str = "ema"          # moving-average ranges suit training; pact / lsq learn them
+    calib_batches: int = 8           # batches observed before training starts (initial ranges)
+    freeze_observers_epoch: int = -1  # from this 0-based epoch on, ranges and scales are fixed; -1 = never
+    freeze_bn_epoch: int = -1        # bn=simulate: from this epoch on, BN uses running statistics; -1 = never
+    bn: str = "fold"                 # fold: fold BN before QAT | simulate: train with BN, fold at the end
+
+    _learnable_ok = True
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.check_quant()
+        require(self.calib_batches >= 1, "calib_batches", "an integer >= 1", self.calib_batches)
+        require(self.freeze_observers_epoch >= -1, "freeze_observers_epoch", "-1 (never) or an epoch >= 0",
+                self.freeze_observers_epoch)
+        require(self.freeze_bn_epoch >= -1, "freeze_bn_epoch", "-1 (never) or an epoch >= 0", self.freeze_bn_epoch)
+        require_choice(self.bn, "bn", ("fold", "simulate"))
+
+
+def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+    """Quantize, calibrate, fine-tune with fake quantization, fold, freeze, evaluate."""
+    from dataclasses import replace
+
+    from edgeflow.methods.quantization import calibrate, fold_simulated_bn, freeze_observers, quantize_model
+    from edgeflow.methods.quantization.callbacks import QATCallback
+    from edgeflow.state import StageResult
+    from edgeflow.stages.ptq import float_reference, quant_report
+    from edgeflow.training import evaluate, fit
+
+    float_reference(state, ctx)
+    model = quantize_model(state.model, state.input_shape, cfg.quant_config(cfg.bn))
+    calibrate(model, ctx.datamodule.train_dataloader(), cfg.calib_batches)
+    callback = QATCallback(cfg.freeze_observers_epoch, cfg.freeze_bn_epoch)
+    summary = fit(model, ctx, cfg, callbacks=[callback])
+    fold_simulated_bn(model)
+    freeze_observers(model)
+    metrics, artifacts = quant_report(model, state, ctx, evaluate(model, ctx, "test"))
+    metrics.update({"val_acc": summary["val_acc"], "epochs": summary["epochs"]})
+    return StageResult(state=replace(state, model=model), metrics=metrics, artifacts=artifacts)

@@ -1,0 +1,106 @@
+"""``edgeflow-profile``: profile any int8 ONNX file on edgeflow's integer reference runtime.
+
+    edgeflow-profile MODEL.onnx [hardware=NAME] [dataset=NAME] [--rounding onnx|tflm]
+                     [--max-samples N] [--split test|val] [--no-agreement] [--csv FILE]
+
+Prints a per-layer table (MACs, weight bits, flash, activation bytes, and with ``hardware=`` the
+latency and energy on that target) with totals, the peak RAM of the greedy arena, and with
+``dataset=`` the accuracy of the integer program and its agreement with onnxruntime. Errors are one
+line on stderr and a non-zero exit status (2: bad arguments, 1: the model cannot be run).
+Imports stay lazy so ``--help`` answers at once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgeflow-profile",
+        description="Profile an int8 ONNX file (QDQ or QOperator) on edgeflow's integer reference runtime.",
+        epilog="Targets: the names in conf/hardware (e.g. cortex_m4, cortex_m7, gap9). "
+               "Datasets: the names in conf/dataset (e.g. digits, mnist1d, cifar10).")
+    p.add_argument("model", help="path of the .onnx file")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="hardware=NAME and/or dataset=NAME")
+    p.add_argument("--rounding", choices=("onnx", "tflm"), default="onnx",
+                   help="requantization: onnx (bit-equal to onnxruntime) or tflm (TFLite Micro double rounding)")
+    p.add_argument("--split", choices=("test", "val"), default="test", help="dataset split (default: test)")
+    p.add_argument("--max-samples", type=int, default=0, help="limit the samples evaluated (0 = all)")
+    p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--no-agreement", action="store_true", help="skip the comparison with onnxruntime")
+    p.add_argument("--csv", default=None, help="also write the per-layer table to this CSV file")
+    p.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _fail(msg: str, code: int = 1) -> None:
+    print(f"edgeflow-profile: {msg}", file=sys.stderr)
+    sys.exit(code)
+
+
+def _dataset(name: str, seed: int, split: str):
+    from omegaconf import OmegaConf
+
+    from edgeflow import CONF_DIR
+    from edgeflow.data import build_datamodule
+
+    f = CONF_DIR / "dataset" / f"{name}.yaml"
+    if not f.is_file():
+        avail = ", ".join(sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))
+        raise ValueError(f"dataset={name}: unknown dataset; available: {avail}")
+    dm = build_datamodule(OmegaConf.load(f), seed)
+    dm.setup("fit")
+    dm.setup("test")
+    return dm.test_dataloader() if split == "test" else dm.val_dataloader()
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = _parser().parse_args(argv)
+    opts = {}
+    for ov in args.overrides:
+        key, sep, val = ov.partition("=")
+        if not sep or key not in ("hardware", "dataset") or not val:
+            _fail(f"bad argument {ov!r}: expected hardware=NAME or dataset=NAME", 2)
+        opts[key] = val
+    if args.max_samples < 0 or args.batch_size < 1:
+        _fail("--max-samples must be >= 0 and --batch-size >= 1", 2)
+
+    try:
+        from edgeflow import runtime
+
+        program = runtime.load(args.model, rounding=args.rounding)
+        hw = None
+        if "hardware" in opts:
+            from edgeflow.hardware import load as load_hw
+
+            try:
+                hw = load_hw(opts["hardware"])
+            except Exception as exc:  # noqa: BLE001 - reported in one line
+                raise ValueError(f"hardware={opts['hardware']}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
+        data = _dataset(opts["dataset"], args.seed, args.split) if "dataset" in opts else None
+        prof = program.profile(hardware=hw, dataset=data, reference=False if args.no_agreement else None,
+                               max_samples=args.max_samples or None, batch_size=args.batch_size)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except (ValueError, OSError, KeyError, RuntimeError, ImportError) as exc:
+        msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        _fail(msg, 1)
+    except Exception as exc:  # noqa: BLE001 - never a traceback at the CLI
+        _fail(f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}", 1)
+
+    from rich.console import Console
+
+    console = Console() if sys.stdout.isatty() else Console(width=160)
+    title = f"{args.model}  (rounding={args.rounding}{', ' + prof.hardware if prof.hardware else ''})"
+    console.print(prof.table(title))
+    for line in prof.summary_lines():
+        console.print(line)
+    if args.csv:
+        prof.write_csv(args.csv)
+        console.print(f"per-layer CSV: {args.csv}")
+
+
+if __name__ == "__main__":
+    main()
