@@ -38,7 +38,7 @@ class Config(TrainingStageConfig):
     begin: int = 0
     end: int = 5
     frequency: int = 1
-    scope: str = "layer"               # layer | global
+    scope: str = "global"              # global | layer
     exclude: list[str] = field(default_factory=list)
     energy_aware: bool = False
     energy_metric: str = "energy"      # energy | latency (per-layer cost from the hardware model)

@@ -416,15 +416,16 @@ class ActQuantizer(nn.Module):
                 total -= self._samples.pop(0).numel()
         self.num_batches.add_(1)
         if not self.learnable:
-            self.compute_qparams()
+            self.compute_qparams(search=False)
 
     @torch.no_grad()
-    def compute_qparams(self) -> None:
-        """Scale / zero point from the observed range (the MSE search for ``mse``)."""
+    def compute_qparams(self, search: bool = True) -> None:
+        """Scale / zero point from the observed range; for ``mse`` the clipping search runs only when
+        ``search`` (at the end of calibration and at ``freeze``), per-batch updates use min/max."""
         lo, hi = self.min_val.clone(), self.max_val.clone()
         if self.fused_relu:
             lo = torch.zeros_like(lo)
-        if self.method == "mse" and self._samples:
+        if self.method == "mse" and self._samples and search:
             lo, hi = self._mse_range(torch.cat(self._samples).to(lo.device), lo, hi)
         self.scale, self.zero_point = affine_qparams(lo, hi, self.qmin, self.qmax)
         self.initialized.fill_(True)
@@ -457,6 +458,8 @@ class ActQuantizer(nn.Module):
 
     def freeze(self) -> None:
         """Stop range updates (observers) and learning of PACT / LSQ parameters."""
+        if self.observing and self.method == "mse" and self._samples:
+            self.compute_qparams()
         self.observing = False
         self._samples = []
         for p in self.parameters(recurse=False):

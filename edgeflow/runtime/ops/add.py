@@ -37,21 +37,31 @@ class Add(Op):
         self.zpa, self.zpb, self.zpy = int(zpa), int(zpb), int(zpy)
         self.out_dtype = np.dtype(out_dtype)
         self.act_range = {m: quant.activation_range(act[0], act[1], act[2], sy, zpy, self.out_dtype, m) for m in quant.MODES}
-        # onnx (MLAS) constants; the compiler contracts rA*zpA + rB*zpB into one fma
-        self.ra = np.float32(self.sa / self.sy)
-        self.rb = np.float32(self.sb / self.sy)
-        inner = np.float32(np.float64(self.ra) * self.zpa + np.float64(np.float32(self.rb * np.float32(self.zpb))))
-        self.fixed = np.float32(np.float32(self.zpy) - inner)
+        self.set_u8_shift(False)
         # tflm constants
         twice_max = 2.0 * max(float(self.sa), float(self.sb))
         self.m1, self.sh1 = quant.quantize_multiplier(float(self.sa) / twice_max)
         self.m2, self.sh2 = quant.quantize_multiplier(float(self.sb) / twice_max)
         self.mo, self.sho = quant.quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * float(self.sy)))
 
+    def set_u8_shift(self, on: bool) -> None:
+        """Emulate onnxruntime's x86 QDQ path, which runs int8 QDQ models as uint8 (values and zero
+        points + 128, ``QDQS8ToU8Transformer``); the float arithmetic of MLAS then rounds differently."""
+        self.u8 = bool(on) and self.out_dtype == np.dtype(np.int8)
+        off = 128 if self.u8 else 0
+        # onnx (MLAS) constants; the compiler contracts rA*zpA + rB*zpB into one fma
+        self.ra = np.float32(self.sa / self.sy)
+        self.rb = np.float32(self.sb / self.sy)
+        inner = np.float32(np.float64(self.ra) * (self.zpa + off) + np.float64(np.float32(self.rb * np.float32(self.zpb + off))))
+        self.fixed = np.float32(np.float32(self.zpy + off) - inner)
+
     def run(self, values, mode):
         a = values[0]
         b = self.const_b if self.const_b is not None else values[1]
         qmin, qmax = quant.qrange(self.out_dtype)
+        if mode == "onnx" and self.u8:
+            a = a.astype(np.int16) + 128
+            b = b.astype(np.int16) + 128
         lo, hi = self.act_range[mode]
         if mode == "onnx":
             out_shape = np.broadcast_shapes(a.shape, b.shape)
@@ -63,7 +73,7 @@ class Add(Op):
                 v = _fma32(b, self.rb, fixed_a)
             else:
                 v = _fma32(a, self.ra, _fma32(b, self.rb, self.fixed))
-            q = np.clip(np.rint(v), qmin, qmax)
+            q = np.clip(np.rint(v), 0, 255) - 128 if self.u8 else np.clip(np.rint(v), qmin, qmax)
         else:
             x1 = (a.astype(np.int64) - self.zpa) << LEFT_SHIFT
             x2 = (b.astype(np.int64) - self.zpb) << LEFT_SHIFT

@@ -109,17 +109,21 @@ class Conv(Op):
         kk = k2[0] * k2[1]
         off = self.acc_offset
         if self.depthwise:
-            xp = intgemm.pad_nchw(x4.astype(np.float32), p2, float(self.zp_x))
-            acc = np.zeros((n, c, oh, ow), dtype=np.float32)
+            # channel-major (C, N, H, W) copy: each tap is one multiply-add with a per-row scalar
+            xt = np.ascontiguousarray(intgemm.pad_nchw(x4, p2, self.zp_x).transpose(1, 0, 2, 3), dtype=np.float32)
+            acc = np.zeros((c, n, oh, ow), dtype=np.float32)
+            tmp = np.empty_like(acc)
             for i in range(k2[0]):
                 for j in range(k2[1]):
                     h0, w0 = i * d2[0], j * d2[1]
-                    tap = xp[:, :, h0:h0 + s2[0] * (oh - 1) + 1:s2[0], w0:w0 + s2[1] * (ow - 1) + 1:s2[1]]
-                    acc += tap * self.w4[:, 0, i, j].reshape(1, c, 1, 1)
+                    tap = xt[:, :, h0:h0 + s2[0] * (oh - 1) + 1:s2[0], w0:w0 + s2[1] * (ow - 1) + 1:s2[1]]
+                    np.multiply(tap, self.w4[:, 0, i, j].reshape(c, 1, 1, 1), out=tmp)
+                    acc += tmp
+            acc = acc.reshape(c, n * oh * ow)
             bound = kk * self.bound_x * self.bound_w + np.abs(off).max(initial=0)
             acc = acc.astype(np.float64) if bound >= 2**24 else acc
-            acc += off.reshape(1, -1, 1, 1).astype(acc.dtype)
-            return acc, 1, (n, c, oh, ow)
+            acc += off.reshape(-1, 1).astype(acc.dtype)
+            return acc, 0, (n, c, oh, ow)
         if k2 == (1, 1) and s2 == (1, 1) and not any(p2):
             cols = x4.reshape(n, c, oh * ow).transpose(1, 0, 2).astype(np.float32).reshape(c, n * oh * ow)
         else:

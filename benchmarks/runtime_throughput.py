@@ -1,0 +1,112 @@
+"""Throughput of edgeflow's int8 reference runtime against onnxruntime on the same int8 file.
+
+    python benchmarks/runtime_throughput.py [--batch 64] [--threads 2] [--repeats 5] [--models resnet8,dscnn]
+
+For each zoo conv model (random weights): export to ONNX, post-training quantize with onnxruntime's
+``quantize_static`` (QOperator, per-channel int8), then time ``InferenceSession.run`` (ORT_ENABLE_ALL)
+and ``Program.run`` on the same batch, both limited to ``--threads`` threads (ORT intra-op threads,
+BLAS threads via threadpoolctl). Prints samples/s, the runtime/onnxruntime ratio and the
+bit-equality rate of the outputs. Goal: ratio >= 1/3.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import sys
+import tempfile
+import time
+import warnings
+from contextlib import redirect_stderr, redirect_stdout
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+MODELS = {"resnet8": ((3, 32, 32), 10), "dscnn": ((1, 49, 10), 12), "mobilenet_v1": ((3, 96, 96), 2),
+          "tcn": ((1, 64), 10), "cnn": ((1, 28, 28), 10)}
+
+
+def quantized_file(name: str, out_dir: Path, fmt: str = "QOperator") -> Path:
+    import torch
+    from onnxruntime.quantization import QuantFormat, QuantType, quantize_static
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from edgeflow.models import build_model
+
+    shape, classes = MODELS[name]
+    torch.manual_seed(0)
+    model = build_model(name, shape, classes).eval()
+    f, p, q = out_dir / f"{name}.onnx", out_dir / f"{name}_pre.onnx", out_dir / f"{name}_{fmt}.onnx"
+
+    class Reader:
+        def __init__(self):
+            self.it = iter([{"input": np.random.default_rng(i).normal(0, 1, (8, *shape)).astype(np.float32)} for i in range(4)])
+
+        def get_next(self):
+            return next(self.it, None)
+
+    with warnings.catch_warnings(), redirect_stdout(io.StringIO()), redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, *shape),), str(f), input_names=["input"], output_names=["logits"],
+                          dynamic_axes={"input": {0: "b"}, "logits": {0: "b"}}, opset_version=17, dynamo=False)
+        quant_pre_process(str(f), str(p), skip_symbolic_shape=True)
+        quantize_static(str(p), str(q), Reader(), quant_format=getattr(QuantFormat, fmt), per_channel=True,
+                        activation_type=QuantType.QInt8, weight_type=QuantType.QInt8)
+    return q
+
+
+def best_times(fa, fb, repeats: int) -> tuple[float, float]:
+    """Best-of-``repeats`` wall time of ``fa`` and ``fb``, calls interleaved so that load changes on a
+    shared machine hit both alike."""
+    fa(), fb()
+    ta, tb = [], []
+    for _ in range(repeats):
+        for f, ts in ((fa, ta), (fb, tb)):
+            t = time.perf_counter()
+            f()
+            ts.append(time.perf_counter() - t)
+    return min(ta), min(tb)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--format", default="QOperator", choices=("QOperator", "QDQ"))
+    ap.add_argument("--models", default="resnet8,dscnn,mobilenet_v1,tcn,cnn")
+    args = ap.parse_args()
+
+    import onnxruntime as ort
+    from threadpoolctl import threadpool_limits
+
+    import edgeflow.runtime as rt
+
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp, threadpool_limits(limits=args.threads):
+        for name in args.models.split(","):
+            path = quantized_file(name, Path(tmp), args.format)
+            shape, _ = MODELS[name]
+            x = np.random.default_rng(0).normal(0, 1, (args.batch, *shape)).astype(np.float32)
+            so = ort.SessionOptions()
+            so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+            so.intra_op_num_threads = args.threads
+            so.inter_op_num_threads = 1
+            so.log_severity_level = 3
+            sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+            prog = rt.load(path)
+            t_ort, t_rt = best_times(lambda: sess.run(None, {"input": x}), lambda: prog.run(x), args.repeats)
+            eq = float((prog.run(x)[0] == sess.run(None, {"input": x})[0]).mean())
+            macs = prog.profile().macs * args.batch
+            rows.append((name, args.batch / t_ort, args.batch / t_rt, t_ort / t_rt, macs / t_rt / 1e9, eq))
+    print(f"batch {args.batch}, {args.threads} thread(s), {args.format} per-channel int8, cpu count {os.cpu_count()}")
+    print(f"{'model':14s} {'ORT samples/s':>14s} {'runtime samples/s':>18s} {'ratio':>7s} {'rt GMAC/s':>10s} {'bit-equal':>10s}")
+    for name, a, b, r, g, eq in rows:
+        print(f"{name:14s} {a:14.1f} {b:18.1f} {r:7.2f} {g:10.2f} {eq * 100:9.3f}%")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,39 @@
+"""Helpers for the runtime tests: tiny ONNX graphs built with onnx.helper, run in onnxruntime."""
+
+from __future__ import annotations
+
+import numpy as np
+import onnx
+import onnxruntime as ort
+from onnx import TensorProto, helper, numpy_helper
+
+OPSET = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
+
+
+def ort_run(path, feeds):
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 3
+    so.intra_op_num_threads = 1
+    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return s.run(None, feeds)
+
+
+def save(nodes, inputs, outputs, inits, path):
+    g = helper.make_graph(nodes, "g", inputs, outputs, [numpy_helper.from_array(np.asarray(v), k) for k, v in inits.items()])
+    m = helper.make_model(g, opset_imports=OPSET)
+    m.ir_version = 8
+    onnx.save(m, str(path))
+    return path
+
+
+def vi(name, dtype, shape):
+    return helper.make_tensor_value_info(name, dtype, shape)
+
+
+def f32(v):
+    return np.asarray(v, dtype=np.float32)
+
+
+def i8(v):
+    return np.asarray(v, dtype=np.int8)

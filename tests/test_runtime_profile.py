@@ -1,0 +1,81 @@
+"""Profiler costs (MACs, flash at true bit-width, RAM, hardware estimates, agreement) and the stage."""
+
+from __future__ import annotations
+
+import json
+from types import SimpleNamespace
+
+import numpy as np
+import onnx
+import pytest
+from onnx import TensorProto, helper
+
+import edgeflow.runtime as rt
+from tests.runtime_helpers import f32, i8, save, vi
+
+
+def _model(tmp_path, bits_meta=None):
+    rng = np.random.default_rng(0)
+    w = rng.integers(-7, 8, (8, 3, 3, 3)).astype(np.int8)
+    fc = rng.integers(-127, 128, (10, 8 * 6 * 6)).astype(np.int8)
+    inits = {"s": f32(0.05), "z": i8(0), "w": w, "ws": f32(np.full(8, 0.01)), "wz": np.zeros(8, np.int8),
+             "b": np.zeros(8, np.int32), "fc": fc, "fs": f32([0.01]), "fz": i8([0]), "fb": np.zeros(10, np.int32),
+             "ys": f32(0.2), "yz": i8(3)}
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"]),
+             helper.make_node("QLinearConv", ["q", "s", "z", "w", "ws", "wz", "s", "z", "b"], ["c"], name="conv"),
+             helper.make_node("Flatten", ["c"], ["f"], name="flat"),
+             helper.make_node("QGemm", ["f", "s", "z", "fc", "fs", "fz", "fb", "ys", "yz"], ["g"], domain="com.microsoft",
+                              transB=1, name="fc"),
+             helper.make_node("DequantizeLinear", ["g", "ys", "yz"], ["y"])]
+    path = save(nodes, [vi("x", TensorProto.FLOAT, ["N", 3, 8, 8])], [vi("y", TensorProto.FLOAT, None)], inits, tmp_path / "m.onnx")
+    if bits_meta:
+        m = onnx.load(path)
+        helper.set_model_props(m, {"edgeflow.weight_bits": json.dumps(bits_meta)})
+        onnx.save(m, path)
+    return path
+
+
+def test_profile_costs_are_exact(tmp_path):
+    prof = rt.load(_model(tmp_path)).profile()
+    conv, fc = [lp for lp in prof.layers if lp.kind in ("conv", "fully_connected")]
+    assert conv.macs == 8 * 6 * 6 * 3 * 3 * 3 and fc.macs == 10 * 288
+    assert conv.flash_bytes == 216 + 8 * 4 + 8 * 8       # int8 weights + int32 bias + (mult, shift) per channel
+    assert fc.flash_bytes == 2880 + 10 * 4 + 8            # per-tensor: one (mult, shift) pair
+    assert prof.macs == conv.macs + fc.macs + 0
+    assert prof.peak_ram_bytes == 192 + 288               # input int8 (3x8x8=192) + conv out (288), both 16-aligned
+    prof4 = rt.load(_model(tmp_path, {"w": 4})).profile()
+    conv4 = [lp for lp in prof4.layers if lp.kind == "conv"][0]
+    assert conv4.weight_bits == 4 and conv4.flash_bytes == 108 + 32 + 64
+
+
+def test_profile_with_hardware_and_agreement(tmp_path):
+    prog = rt.load(_model(tmp_path))
+    x = np.random.default_rng(1).normal(0, 1, (20, 3, 8, 8)).astype(np.float32)
+    y = np.random.default_rng(2).integers(0, 10, 20)
+    prof = prog.profile(hardware="cortex_m4", dataset=(x, y))
+    m = prof.metrics()
+    assert m["latency_ms"] > 0 and m["energy_uj"] > 0 and m["fits"] == 1.0
+    assert m["agreement"] == 100.0 and m["max_lsb_diff"] == 0.0 and m["top1_agreement"] == 100.0
+    assert 0 <= m["test_acc"] <= 100
+    assert prof.write_csv(tmp_path / "l.csv").read_text().count("\n") == len(prof.layers) + 1
+
+
+def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgeflow.stages import profile as stage
+    from edgeflow.state import ModelState
+
+    model = torch.nn.Linear(1, 1)
+    model.edgeflow_onnx_path = str(_model(tmp_path))
+    x = torch.randn(30, 3, 8, 8)
+    y = torch.randint(0, 10, (30,))
+    dm = SimpleNamespace(test_dataloader=lambda: [(x[:16], y[:16]), (x[16:], y[16:])])
+    from edgeflow.hardware import load
+
+    ctx = SimpleNamespace(datamodule=dm, out_dir=tmp_path, hardware=load("cortex_m7"))
+    state = ModelState(model=model, input_shape=(3, 8, 8), num_classes=10, reference_metrics={"test_acc": 50.0})
+    res = stage.run(stage.Config(kind="profile"), state, ctx)
+    for k in ("macs", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits", "test_acc", "agreement", "acc_drop"):
+        assert k in res.metrics
+    assert res.metrics["agreement"] == 100.0
+    assert all(p.is_file() for p in res.artifacts.values()) and len(res.artifacts) == 3
