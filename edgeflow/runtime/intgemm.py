@@ -9,7 +9,10 @@ to 2**53). numpy's own int32 matmul is ~100× slower (no BLAS).
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 _F32_EXACT = float(1 << 24)
 
@@ -69,3 +72,120 @@ def im2col_2d(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], 
             cols[:, t] = xt[:, :, h0:h0 + sh * (oh - 1) + 1:sh, w0:w0 + sw * (ow - 1) + 1:sw]
             t += 1
     return cols.reshape(c * kh * kw, n * oh * ow)
+
+
+# ---------------------------------------------------------------------------------- fast paths
+# The conv kernels below work channel-last (NHWC): an op's int8 output is allocated (N, H, W, C) and
+# handed on as its (N, C, H, W) transpose — a view, so the graph still sees NCHW shapes while the
+# next conv reads its input contiguously (``as_nhwc``). Elementwise ops (add, clamps) keep the
+# layout (numpy's ``order="K"``); reshapes and other ops copy into NCHW order where they must.
+
+_TLS = threading.local()
+
+#: bytes of float32 im2col columns per GEMM call (a few images): about half a core's L2 cache
+CHUNK_BYTES = 1 << 19
+
+
+def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
+    """A reusable per-thread work buffer (im2col columns, accumulators): grows, never shrinks.
+
+    Reuse avoids page-faulting fresh multi-megabyte allocations on every call. The contents are
+    undefined; a slot is overwritten by the next call that asks for it.
+    """
+    dtype = np.dtype(dtype)
+    n = int(np.prod(shape)) * dtype.itemsize
+    pool = getattr(_TLS, "pool", None)
+    if pool is None:
+        pool = _TLS.pool = {}
+    buf = pool.get(slot)
+    if buf is None or buf.nbytes < n:
+        buf = pool[slot] = np.empty(max(n, 64), dtype=np.uint8)
+    return buf[:n].view(dtype).reshape(shape)
+
+
+def release_scratch() -> None:
+    """Free this thread's work buffers."""
+    _TLS.pool = {}
+
+
+def as_nhwc(x: np.ndarray) -> np.ndarray:
+    """(N, C, *spatial) → a (N, *spatial, C) view (contiguous when x came from a channel-last kernel)."""
+    return np.moveaxis(x, 1, -1)
+
+
+def pad_nhwc(xh: np.ndarray, pads: tuple[int, int, int, int], value: float, dtype, slot: str) -> np.ndarray:
+    """(N, H, W, C) → padded (N, H+pt+pb, W+pl+pr, C) of ``dtype`` in a scratch buffer.
+
+    ``pads`` = (top, left, bottom, right); borders hold ``value``, the interior a cast copy of ``xh``.
+    """
+    n, h, w, c = xh.shape
+    pt, pl, pb, pr = pads
+    xp = scratch(slot, (n, h + pt + pb, w + pl + pr, c), dtype)
+    if pt:
+        xp[:, :pt] = value
+    if pb:
+        xp[:, h + pt:] = value
+    if pl:
+        xp[:, pt:h + pt, :pl] = value
+    if pr:
+        xp[:, pt:h + pt, w + pl:] = value
+    np.copyto(xp[:, pt:h + pt, pl:w + pl], xh, casting="unsafe")
+    return xp
+
+
+def windows_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                 out_hw: tuple[int, int]) -> np.ndarray:
+    """Padded (N, Hp, Wp, C) → read-only window view (N, OH, OW, KH, KW, C) (im2col without copying)."""
+    n, _, _, c = xp.shape
+    s0, s1, s2, s3 = xp.strides
+    return as_strided(xp, (n, out_hw[0], out_hw[1], kernel[0], kernel[1], c),
+                      (s0, s1 * stride[0], s2 * stride[1], s1 * dilation[0], s2 * dilation[1], s3), writeable=False)
+
+
+def split_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` reshaped to ``shape`` without copying (raises instead of silently copying)."""
+    v = a.view()
+    v.shape = shape
+    return v
+
+
+class _SingleThreadedBlas:
+    """Context manager: BLAS at one thread inside (restored on exit), via threadpoolctl if present.
+
+    The conv kernels issue many small, cache-blocked GEMMs (a few images each). A multi-threaded
+    BLAS synchronises its threads on every call; on a loaded machine one descheduled thread stalls
+    each call for a scheduler time slice (measured here: 2-thread OpenBLAS 10-100× slower than 1
+    thread on these shapes while other processes held the cores). Reentrant; thread count restored.
+    """
+
+    _libs = None
+
+    def _controllers(self):
+        if _SingleThreadedBlas._libs is None:
+            try:
+                from threadpoolctl import ThreadpoolController
+
+                _SingleThreadedBlas._libs = [c for c in ThreadpoolController().lib_controllers if c.user_api == "blas"]
+            except Exception:  # pragma: no cover - threadpoolctl missing or failing: leave BLAS alone
+                _SingleThreadedBlas._libs = []
+        return _SingleThreadedBlas._libs
+
+    def __enter__(self):
+        saved = []
+        for c in self._controllers():
+            n = c.get_num_threads()
+            saved.append(n)
+            if n != 1:
+                c.set_num_threads(1)
+        _TLS.__dict__.setdefault("blas_saved", []).append(saved)
+        return self
+
+    def __exit__(self, *exc):
+        saved = _TLS.blas_saved.pop()
+        for c, n in zip(self._controllers(), saved):
+            if n != 1:
+                c.set_num_threads(n)
+        return False
+
+
+single_threaded_blas = _SingleThreadedBlas()

@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeflow.runtime import quant
+from edgeflow.runtime import intgemm, quant
 from edgeflow.runtime.ops.base import Op
 
 LEFT_SHIFT = 20
+_CHUNK = 1 << 15  # elements per pass of the same-shape add (float64 temporaries stay in L2)
 
 
 def _fma32(x: np.ndarray, r: np.float32, c: np.ndarray) -> np.ndarray:
@@ -59,6 +60,9 @@ class Add(Op):
         a = values[0]
         b = self.const_b if self.const_b is not None else values[1]
         qmin, qmax = quant.qrange(self.out_dtype)
+        if mode == "onnx" and a.shape == b.shape and a.dtype.kind in "iu" and b.dtype.kind in "iu" \
+                and a.itemsize == 1 and b.itemsize == 1:
+            return [self._full_onnx(a, b, *self.act_range[mode])]
         if mode == "onnx" and self.u8:
             a = a.astype(np.int16) + 128
             b = b.astype(np.int16) + 128
@@ -82,6 +86,52 @@ class Add(Op):
             q = quant.multiply_by_quantized_multiplier(s1 + s2, self.mo, self.sho) + self.zpy
         q = np.clip(q, max(lo, qmin), min(hi, qmax))
         return [q.astype(self.out_dtype)]
+
+    def _full_onnx(self, a: np.ndarray, b: np.ndarray, lo: int, hi: int) -> np.ndarray:
+        """Same-shape onnx add, the arithmetic of ``run`` (float64 fma emulation rounded to float32,
+        rint, saturate, activation clamp) evaluated in cache-sized chunks of the flat arrays, in
+        the memory order of ``a`` (the output keeps ``a``'s layout, e.g. channel-last)."""
+        qmin, qmax = quant.qrange(self.out_dtype)
+        off = 128.0 if self.u8 else 0.0
+        if self.u8:
+            lo_c, hi_c = max(0, max(lo, qmin) + 128), min(255, min(hi, qmax) + 128)
+        else:
+            lo_c, hi_c = max(lo, qmin), min(hi, qmax)
+        q = np.empty_like(a, dtype=self.out_dtype)
+        if b.strides != a.strides or b.itemsize != a.itemsize:
+            bb = np.empty_like(a, dtype=b.dtype)
+            np.copyto(bb, b)
+            b = bb
+        af, bf, qf = a.ravel(order="K"), b.ravel(order="K"), q.ravel(order="K")
+        if not np.shares_memory(qf, q):  # pragma: no cover - empty_like always allows a flat view
+            raise AssertionError("output is not flat-viewable")
+        size = qf.size
+        ch = min(size, _CHUNK)
+        t = intgemm.scratch("add_t", (ch,), np.float64)
+        u = intgemm.scratch("add_u", (ch,), np.float64)
+        v = intgemm.scratch("add_v", (ch,), np.float32)
+        ra, rb, fixed = np.float64(self.ra), np.float64(self.rb), np.float64(self.fixed)
+        flo, fhi, foff = np.float32(lo_c), np.float32(hi_c), np.float32(off)
+        for s0 in range(0, size, ch):
+            e = min(size, s0 + ch)
+            k = e - s0
+            tt, uu, vv = t[:k], u[:k], v[:k]
+            np.copyto(tt, bf[s0:e], casting="unsafe")
+            if off:
+                tt += off
+            tt *= rb
+            tt += fixed
+            np.copyto(vv, tt, casting="unsafe")  # inner fma rounded to float32
+            np.copyto(uu, af[s0:e], casting="unsafe")
+            if off:
+                uu += off
+            uu *= ra
+            uu += vv
+            np.copyto(vv, uu, casting="unsafe")  # outer fma rounded to float32
+            np.rint(vv, out=vv)
+            np.clip(vv, flo, fhi, out=vv)
+            np.subtract(vv, foff, out=qf[s0:e], casting="unsafe")
+        return q
 
     def macs(self, in_shapes, out_shapes):
         return 0

@@ -9,6 +9,27 @@ import numpy as np
 from edgeflow.runtime import quant
 
 
+_TILE = 4096
+
+
+def tiled(a: np.ndarray, vec: np.ndarray, cache: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(a viewed as (R, L*C), vec tiled L times) for a contiguous ``a`` (..., C) and ``vec`` (C,).
+
+    Broadcasting a short per-channel vector along the last axis makes numpy's inner loop only C
+    long (8-64 elements: loop overhead dominates); tiling it to ~``_TILE`` elements keeps the same
+    element-wise arithmetic with long inner loops. ``cache`` keeps the tiled vectors by length.
+    """
+    c = vec.shape[0]
+    rows = a.size // c
+    reps = max(1, min(rows, _TILE // c))
+    while rows % reps:
+        reps -= 1
+    t = cache.get((reps, vec.dtype))
+    if t is None:
+        t = cache[(reps, vec.dtype)] = np.tile(vec, reps)
+    return a.reshape(rows // reps, reps * c), t
+
+
 @dataclass
 class Requant:
     """Per-output-channel requantization of an int32 accumulator, precomputed for both modes.
@@ -29,6 +50,7 @@ class Requant:
     act_range: dict[str, tuple[int, int]] = field(init=False)
 
     def __post_init__(self) -> None:
+        self._tiles: dict = {}
         self.s_w = np.atleast_1d(np.asarray(self.s_w, dtype=np.float32))
         self.onnx_mult = quant.onnx_multiplier(self.s_x, self.s_w, self.s_y)
         real = np.float64(np.float32(self.s_x)) * self.s_w.astype(np.float64) / np.float64(np.float32(self.s_y))
@@ -51,6 +73,25 @@ class Requant:
             return quant.requantize_onnx(acc, self.onnx_mult.reshape(shape), self.zp, self.out_dtype, lo, hi)
         return quant.requantize_tflm(acc, self.tflm_mult.reshape(shape), self.tflm_shift.reshape(shape),
                                      self.zp, self.out_dtype, lo, hi)
+
+    def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
+        """Requantize float32 ``acc`` (exact integers below 2**24, channels on the last axis) into
+        ``out`` (``out_dtype``, same shape). Overwrites ``acc``. Same arithmetic as ``apply``:
+        onnx mode multiplies, clips, rounds half to even and adds the zero point, all in float32
+        (4 passes, no temporaries)."""
+        lo, hi = self.act_range[mode]
+        if mode == "onnx":
+            if self.channels > 1:
+                acc2, mult = tiled(acc, self.onnx_mult, self._tiles)
+                np.multiply(acc2, mult, out=acc2)
+            else:
+                np.multiply(acc, self.onnx_mult[0], out=acc)
+            np.clip(acc, np.float32(lo - self.zp), np.float32(hi - self.zp), out=acc)
+            np.rint(acc, out=acc)
+            np.add(acc, np.float32(self.zp), out=out, casting="unsafe")
+            return out
+        out[...] = self.apply(acc, mode, acc.ndim - 1)
+        return out
 
     def param_bytes(self) -> int:
         """Flash for the requantization parameters: int32 multiplier + int32 shift per channel."""

@@ -18,6 +18,8 @@ tflm mode: ``zp_y + MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(s_x / 
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from edgeflow.runtime import quant
@@ -69,10 +71,22 @@ class MaxPool(Op):
         x = values[0]
         pads, out, dil = _pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode, self.dil)
         lo = quant.qrange(x.dtype)[0]
+        # channel-last: the taps' inner loops run over contiguous channels, and the output keeps
+        # the channel-last layout of a conv's output (returned as its NCHW-shaped view)
+        nd = len(self.kernel)
+        xl = np.moveaxis(x, 1, -1)
+        width = [(0, 0)] + [(pads[i], pads[i + nd] + self.strides[i] * out[i]) for i in range(nd)] + [(0, 0)]
+        xp = np.pad(xl, width, mode="constant", constant_values=lo)
         res = None
-        for tap, _ in _taps(x, self.kernel, self.strides, pads, out, dil, lo):
-            res = tap.copy() if res is None else np.maximum(res, tap)
-        return [res]
+        for idx in itertools.product(*[range(k) for k in self.kernel]):
+            sl = tuple(slice(idx[i] * dil[i], idx[i] * dil[i] + self.strides[i] * (out[i] - 1) + 1, self.strides[i])
+                       for i in range(nd))
+            tap = xp[(slice(None),) + sl]
+            if res is None:
+                res = np.ascontiguousarray(tap)
+            else:
+                np.maximum(res, tap, out=res)
+        return [np.moveaxis(res, -1, 1)]
 
     def macs(self, in_shapes, out_shapes):
         return 0
@@ -144,7 +158,7 @@ class GlobalAveragePool(Op):
     def run(self, values, mode):
         x = values[0]
         n = int(np.prod(x.shape[2:]))
-        acc = x.reshape(x.shape[0], x.shape[1], -1).astype(np.int64).sum(axis=-1) - self.zpx * n
+        acc = x.sum(axis=tuple(range(2, x.ndim)), dtype=np.int64) - self.zpx * n  # any layout, no copy
         if mode == "onnx":
             m = np.float32(self.sx / np.float32(self.sy * np.float32(n)))
             q = quant.requantize_onnx(acc, m, self.zpy, self.out_dtype)
