@@ -12,7 +12,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from edgeflow.config import RunConfig, stage_module, validate
+from edgeflow.config import ConfigError, RunConfig, stage_module, validate
 from edgeflow.state import ModelState, StageContext
 
 log = logging.getLogger("edgeflow")
@@ -110,7 +110,10 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
                            log_metrics=log_metrics, log_artifact=lambda p, _n=name: tracker.log_artifact(p, _n),
                            _hardware_loader=hardware_loader)
         started = time.perf_counter()
-        result = stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
+        try:
+            result = stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
+        except ConfigError as err:  # a check only possible at run time (e.g. steps per epoch)
+            raise err.under(f"stages.{name}") from None
         seconds = time.perf_counter() - started
         stage_metrics = {**result.metrics, "wall_s": seconds}
         log_metrics(stage_metrics)

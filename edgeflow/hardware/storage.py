@@ -4,7 +4,9 @@ Imports numpy only (torch tensors are accepted and converted), so the pruning me
 runtime can use it cheaply.
 
 A weight tensor is viewed as a 2-D matrix ``[rows, cols]``: ``rows`` = its first dimension (output
-channels / output features), ``cols`` = the product of the others (``in/groups · kernel``). Every
+channels / output features), ``cols`` = the product of the others (``in/groups · kernel``), conv
+weights taken in channels-last order ``[O, *kernel, I]`` (the im2col order of CMSIS-NN and the block
+layout of N:M pruning). Every
 format packs its values at ``bits`` per value and rounds the whole tensor up to whole bytes once
 (sub-byte values are packed back to back, as a deployment would pack them).
 
@@ -53,6 +55,8 @@ def _as_matrix(weight: Any) -> np.ndarray:
         w = w.reshape(1, 1)
     elif w.ndim == 1:
         w = w.reshape(1, -1)
+    elif w.ndim >= 3:  # conv [O, I, *k] -> channels-last rows [O, *k, I] (CMSIS-NN / N:M block order)
+        w = np.moveaxis(w, 1, -1)
     return w.reshape(w.shape[0], -1)
 
 

@@ -187,7 +187,7 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
                 res = fit(model, ctx, cfg, callbacks=cbs)
                 if cbs and snap_cb.snapshot is not None:
                     snap = snap_cb.snapshot
-                ctx.log_metrics({"cycle_val_acc": res["val_acc"]}, c)
+                ctx.log_metrics({"cycle_best_val_acc": res.get("best_val_acc", res.get("val_acc", float("nan")))}, c)
     elif cfg.method == "nm":
         P.nm_prune(model, cfg.n, cfg.m, exclude=exclude)
         fit(model, ctx, cfg)

@@ -3,7 +3,7 @@
 Insert quantizers (BatchNorm folded first, or simulated with ``bn: simulate``), calibrate them on
 ``calib_batches`` training batches, fine-tune with ``edgeflow.training.fit``; optionally freeze the
 observers / learned ranges (``freeze_observers_epoch``) and BN statistics (``freeze_bn_epoch``).
-Metrics as ``ptq``: ``test_acc``, ``acc_drop``, ``weight_bits``, ``weight_bytes``, ... plus ``val_acc``.
+Metrics as ``ptq``: ``test_acc``, ``acc_drop``, ``weight_bits``, ``weight_bytes``, ... plus what ``fit`` reports (``best_val_acc``, ``epochs``).
 """
 
 from __future__ import annotations
@@ -58,5 +58,5 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
     fold_simulated_bn(model)
     freeze_observers(model)
     metrics, artifacts = quant_report(model, state, ctx, evaluate(model, ctx, "test"))
-    metrics.update({"val_acc": summary["val_acc"], "epochs": summary["epochs"]})
+    metrics.update({k: float(v) for k, v in summary.items()})  # best_val_acc, epochs (from fit)
     return StageResult(state=replace(state, model=model), metrics=metrics, artifacts=artifacts)

@@ -5,17 +5,8 @@ from __future__ import annotations
 from typing import Callable
 
 import pytorch_lightning as pl
-import torch
-from torch import nn
 
-
-@torch.no_grad()
-def apply_masks(model: nn.Module) -> None:
-    """Zero every weight whose ``weight_mask`` buffer entry is 0 (pruning masks live in the model)."""
-    for module in model.modules():
-        mask = getattr(module, "weight_mask", None)
-        if isinstance(mask, torch.Tensor) and isinstance(getattr(module, "weight", None), torch.Tensor):
-            module.weight.mul_(mask)
+from edgeflow.methods.pruning.masks import apply_masks
 
 
 class MaskEnforcer(pl.Callback):

@@ -11,37 +11,30 @@
 * :mod:`.storage` - per-layer bytes per storage format (via ``edgeflow.hardware.storage``).
 
 The Lightning callback is not imported here (``from edgeflow.methods.pruning.callback import
-PruningScheduleCallback``), so this package stays usable without Lightning.
+PruningScheduleCallback``), so this package stays usable without Lightning. Names below load
+their submodule on first access, so importing the package (or ``.schedules``) loads no torch.
 """
 
-from .energy import energy_aware_sparsities
-from .lottery import rewind, snapshot
-from .magnitude import magnitude_masks, magnitude_prune
-from .masks import (
-    MASK,
-    apply_masks,
-    get_mask,
-    global_sparsity,
-    layer_sparsity,
-    prunable_layers,
-    remove_masks,
-    set_mask,
-    set_masks,
-    sparsity_report,
-)
-from .nm import check_nm, nm_mask, nm_prune
-from .schedules import SparsitySchedule, cycle_sparsities
-from .storage import storage_table
-from .structured import (
-    ChannelGroup,
-    bn_l1_penalty,
-    channel_groups,
-    channel_importance,
-    select_channels,
-    structured_prune,
-    thin,
-    zero_channels,
-)
+_LAZY: dict[str, str] = {
+    **dict.fromkeys(("energy_aware_sparsities",), "energy"),
+    **dict.fromkeys(("rewind", "snapshot"), "lottery"),
+    **dict.fromkeys(("magnitude_masks", "magnitude_prune"), "magnitude"),
+    **dict.fromkeys(("MASK", "apply_masks", "get_mask", "global_sparsity", "layer_sparsity", "prunable_layers", "remove_masks", "set_mask", "set_masks", "sparsity_report"), "masks"),
+    **dict.fromkeys(("check_nm", "nm_mask", "nm_prune"), "nm"),
+    **dict.fromkeys(("SparsitySchedule", "cycle_sparsities"), "schedules"),
+    **dict.fromkeys(("storage_table",), "storage"),
+    **dict.fromkeys(("ChannelGroup", "bn_l1_penalty", "channel_groups", "channel_importance", "select_channels", "structured_prune", "thin", "zero_channels"), "structured"),
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import the submodule holding ``name`` on first use (keeps ``import`` of this package torch-free)."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "MASK", "ChannelGroup", "SparsitySchedule", "apply_masks", "bn_l1_penalty", "channel_groups",

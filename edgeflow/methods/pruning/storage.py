@@ -4,7 +4,7 @@ For every prunable layer: weight count, sparsity, bit-width (``weight_quantizer.
 is quantized, else 32) and the bytes of the masked weight in each format that
 ``edgeflow.hardware.storage.storage_bytes(weight, bits)`` knows (dense, CSR, CSC, N:M with indices),
 plus the best one among the formats the target supports. The weight is viewed as rows
-``[O, kh*kw*I]`` in channels-last order, the block layout of :mod:`.nm`. Without the hardware package only the sparsity columns are filled.
+``[O, kh*kw*I]`` in channels-last order, the block layout of :mod:`.nm`.
 """
 
 from __future__ import annotations
@@ -15,7 +15,6 @@ import torch
 from torch import nn
 
 from .masks import get_mask, layer_sparsity, prunable_layers
-from .nm import _to_rows
 
 
 def weight_bits(module: nn.Module) -> int:
@@ -34,11 +33,9 @@ def storage_table(
     """One row per prunable layer: ``layer, params, sparsity, bits``, then ``<fmt>_bytes`` for
     dense/csr/csc/nm (N:M blocks of ``m`` with in-block indices; ``nm_n`` = the largest block
     population), ``best_format`` / ``best_bytes`` among ``supported`` (dense always allowed)."""
+    from edgeflow.hardware.storage import best_format, storage_bytes
+
     supported = tuple(supported)
-    try:
-        from edgeflow.hardware.storage import best_format, storage_bytes
-    except ImportError:  # hardware package not installed / not there yet
-        storage_bytes = best_format = None
     rows = []
     for name, mod in prunable_layers(model, exclude).items():
         w = (mod.weight.detach() * get_mask(mod)).cpu()
@@ -49,14 +46,12 @@ def storage_table(
             "sparsity": layer_sparsity(mod),
             "bits": bits,
         }
-        if storage_bytes is not None:
-            # channels-last rows [O, kh*kw*I]: the N:M block layout of .nm (dense/CSR/CSC bytes do
-            # not depend on the column order)
-            sizes = storage_bytes(_to_rows(w), bits, m=m, mask=_to_rows(get_mask(mod).cpu()))
-            for fmt in ("dense", "csr", "csc", "nm"):
-                row[f"{fmt}_bytes"] = int(sizes[fmt])
-            row["nm_n"], row["nm_m"] = int(sizes["nm_n"]), int(sizes["nm_m"])
-            best, nbytes = best_format(sizes, supported)
-            row["best_format"], row["best_bytes"] = best, int(nbytes)
+        # storage_bytes views conv weights as channels-last rows [O, kh*kw*I], the N:M block layout
+        sizes = storage_bytes(w, bits, m=m, mask=get_mask(mod).cpu())
+        for fmt in ("dense", "csr", "csc", "nm"):
+            row[f"{fmt}_bytes"] = int(sizes[fmt])
+        row["nm_n"], row["nm_m"] = int(sizes["nm_n"]), int(sizes["nm_m"])
+        best, nbytes = best_format(sizes, supported)
+        row["best_format"], row["best_bytes"] = best, int(nbytes)
         rows.append(row)
     return rows

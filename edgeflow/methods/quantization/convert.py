@@ -224,6 +224,10 @@ def calibrate(model: nn.Module, batches: Iterable[Any], num_batches: int | None 
     model.eval()
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     n = 0
+    layers = list(quant_layers(model).values())
+    enabled = [layer.weight_quantizer.enabled for layer in layers]
+    for layer in layers:  # statistics of the float network, as PTQ defines them
+        layer.weight_quantizer.enabled = False
     with calibration_mode(model):
         for batch in batches:
             if num_batches is not None and n >= num_batches:
@@ -231,6 +235,8 @@ def calibrate(model: nn.Module, batches: Iterable[Any], num_batches: int | None 
             x = batch[0] if isinstance(batch, (tuple, list)) else batch
             model(x.to(device))
             n += 1
+    for layer, was_enabled in zip(layers, enabled):
+        layer.weight_quantizer.enabled = was_enabled
     for q in act_quantizers(model):
         if q.num_batches > 0:
             if q.learnable:
