@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 from onnx import TensorProto, helper, numpy_helper
+
+from edgeflow.export.ort import ort_session
 
 OPSET = [helper.make_opsetid("", 17), helper.make_opsetid("com.microsoft", 1)]
 
 
 def ort_run(path, feeds):
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    so.intra_op_num_threads = 1
-    s = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    return s.run(None, feeds)
+    return ort_session(path).run(None, feeds)
 
 
 def save(nodes, inputs, outputs, inits, path):

@@ -17,7 +17,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from edgeflow.export.qdq import export_qdq, float_compute_op_types, integer_op_types, run_onnx, weight_bits_metadata
+from edgeflow.export.ort import float_compute_op_types, integer_op_types, run_onnx
+from edgeflow.export.qdq import export_qdq, weight_bits_metadata
 from edgeflow.methods.quantization import (
     QuantConfig,
     calibrate,

@@ -10,7 +10,8 @@ import onnx
 import pytest
 
 import edgeflow
-from edgeflow.export.qdq import integer_op_types, weight_bits_metadata
+from edgeflow.export.ort import integer_op_types
+from edgeflow.export.qdq import weight_bits_metadata
 from edgeflow.methods.quantization import is_quantized, quant_summary
 
 FAST = ["trainer.progress_bar=false", "tracking.enabled=false", "~stages.profile", "~stages.analyze"]

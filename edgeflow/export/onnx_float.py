@@ -52,11 +52,10 @@ def check_against_torch(model: nn.Module, path: Path, x: torch.Tensor, atol: flo
     Raises ``ExportError`` if a float model differs by more than ``atol`` (quantized exports are
     compared by top-1 agreement only: onnxruntime rounds its integer kernels differently).
     """
-    import onnxruntime as ort
-
+    from edgeflow.export.ort import ort_session
     from edgeflow.methods.quantization import is_quantized
 
-    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    session = ort_session(path)
     was_training = model.training
     model.eval()
     with torch.no_grad():

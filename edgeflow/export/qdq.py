@@ -17,7 +17,7 @@ Format (what onnxruntime's QDQ selectors and the int8 runtime expect; TFLite int
   ``{quantized tensor: bits}`` for every activation, ``edgeflow.layers`` = ``{module: {...}}``.
 
 onnxruntime at ``ORT_ENABLE_EXTENDED`` or higher fuses these into QLinearConv / QGemm / QLinearAdd /
-QLinearGlobalAveragePool (see :func:`optimized_op_types`).
+QLinearGlobalAveragePool (see :func:`edgeflow.export.ort.optimized_op_types`).
 
 Known limit: activations below 8 bits are stored in int8 with their own scale; QuantizeLinear
 saturates at the int8 bounds, not the b-bit bounds (the b-bit range is recorded in metadata).
@@ -39,9 +39,6 @@ from edgeflow.methods.quantization import graph as G
 from edgeflow.methods.quantization.layers import QUANT_LAYER_TYPES, QLinear
 from edgeflow.methods.quantization.quantizers import ActQuantizer
 
-INTEGER_OP_TYPES = ("QLinearConv", "QGemm", "QLinearMatMul", "MatMulInteger", "ConvInteger", "QLinearAdd",
-                    "QLinearGlobalAveragePool", "QLinearAveragePool", "QLinearConcat", "NhwcQLinearConv",
-                    "QLinearMul", "DynamicQuantizeMatMul", "MatMulIntegerToFloat")
 
 
 SHARE_DQ = False  # one DequantizeLinear per consumer (the form onnxruntime's selectors want)
@@ -386,66 +383,6 @@ def export_qdq(model: nn.Module, input_shape: tuple[int, ...], path: Path | str,
     return path
 
 
-# ------------------------------------------------------------------------------ onnxruntime helpers
-def ort_session(path: Path | str, level: str = "all", optimized_path: Path | str | None = None,
-                int8_allowed: bool = True) -> Any:
-    """An onnxruntime CPU session at graph optimization ``level`` (basic | extended | all).
-
-    ``int8_allowed`` sets ``session.qdqisint8allowed=1`` (the default on ARM): onnxruntime then keeps
-    int8 activations. Without it, on x86 it rewrites int8 Q/DQ pairs to uint8 one pair at a time and
-    skips pairs whose QuantizeLinear feeds several consumers (residual fan-out), which leaves the
-    convolutions next to them in float.
-    """
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if int8_allowed:
-        opts.add_session_config_entry("session.qdqisint8allowed", "1")
-    opts.graph_optimization_level = {
-        "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-        "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-        "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-    }[level]
-    if optimized_path is not None:
-        opts.optimized_model_filepath = str(optimized_path)
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
-
-
-def optimized_op_types(path: Path | str, level: str = "all", int8_allowed: bool = True) -> list[str]:
-    """Op types of the graph onnxruntime actually runs (written via ``optimized_model_filepath``)."""
-    import tempfile
-
-    import onnx
-
-    with tempfile.TemporaryDirectory() as tmp:
-        opt = Path(tmp) / "optimized.onnx"
-        ort_session(path, level, opt, int8_allowed)
-        model = onnx.load(str(opt))
-    return [n.op_type for n in model.graph.node]
-
-
-def integer_op_types(path: Path | str, int8_allowed: bool = True) -> list[str]:
-    """The integer-kernel ops (QLinearConv, QGemm, ...) in onnxruntime's ORT_ENABLE_ALL graph."""
-    return sorted({op for op in optimized_op_types(path, "all", int8_allowed) if op in INTEGER_OP_TYPES})
-
-
-def float_compute_op_types(path: Path | str, int8_allowed: bool = True) -> list[str]:
-    """Conv / Gemm / MatMul / Add nodes onnxruntime still runs in float at ORT_ENABLE_ALL (ideally none)."""
-    return [op for op in optimized_op_types(path, "all", int8_allowed) if op in ("Conv", "Gemm", "MatMul", "Add",
-                                                                                 "FusedConv", "FusedGemm")]
-
-
-def run_onnx(path: Path | str, x: np.ndarray | torch.Tensor, batch_size: int = 512, level: str = "all",
-             int8_allowed: bool = True) -> np.ndarray:
-    """Outputs of the exported model on ``x`` (run in onnxruntime at ``level``)."""
-    session = ort_session(path, level, int8_allowed=int8_allowed)
-    name = session.get_inputs()[0].name
-    x = x.detach().cpu().numpy() if isinstance(x, torch.Tensor) else np.asarray(x)
-    outs = [session.run(None, {name: x[i:i + batch_size].astype(np.float32)})[0]
-            for i in range(0, len(x), batch_size)]
-    return np.concatenate(outs) if outs else np.zeros((0,))
-
-
 def weight_bits_metadata(path: Path | str) -> dict[str, int]:
     """``{initializer: bits}`` recorded in an exported file (``edgeflow.weight_bits``)."""
     import onnx
@@ -454,5 +391,4 @@ def weight_bits_metadata(path: Path | str) -> dict[str, int]:
     return json.loads(props.get("edgeflow.weight_bits", "{}"))
 
 
-__all__ = ["export_qdq", "QDQExportError", "optimized_op_types", "integer_op_types", "run_onnx", "ort_session",
-           "weight_bits_metadata", "INTEGER_OP_TYPES", "float_compute_op_types"]
+__all__ = ["export_qdq", "QDQExportError", "weight_bits_metadata"]

@@ -14,7 +14,10 @@ int8 activations per tensor; int8 weights per channel or per tensor; int32 biase
 ``s_in · s_w``. The integer accumulator is exact; only requantization differs between modes:
 
 * ``onnx``: float32 multiplier ``s_in · s_w / s_out``, round half to even — bit-equal to
-  onnxruntime's CPU integer kernels (QLinearConv, QGemm, QLinearAdd, pools).
+  onnxruntime's CPU integer kernels (QLinearConv, QGemm, QLinearAdd, pools) with int8
+  activations, i.e. a session with ``session.qdqisint8allowed=1`` (``edgeflow.export.ort``; the
+  default on ARM — on x86 onnxruntime's default rewrites QDQ pairs to uint8 and leaves residual
+  fan-outs in float).
 * ``tflm``: Q31 multiplier + shift, double rounding — TFLite Micro / CMSIS-NN; may differ from
   ``onnx`` by ±1 LSB per layer.
 

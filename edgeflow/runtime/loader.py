@@ -137,11 +137,6 @@ class Lowerer:
                 except (ValueError, AttributeError):
                     raise RuntimeModelError(f"metadata {WEIGHT_BITS_KEY!r} is not a JSON object of bit-widths") from None
         self._onnx = onnx
-        # onnxruntime on x86-64 rewrites int8 QDQ graphs to uint8 (QDQS8ToU8Transformer); the ops
-        # whose MLAS kernels round in float (QLinearAdd, QLinearAveragePool) are emulated that way.
-        import platform
-
-        self.qdq_u8 = platform.machine().lower() in ("x86_64", "amd64", "i386", "i686")
 
     # ------------------------------------------------------------------ helpers
     def scalar(self, name: str, node, what: str) -> np.ndarray:
@@ -437,14 +432,12 @@ class Lowerer:
         if self.is_act(b):
             b_name, binfo = self.act(b, node)
             op = Add(node.name or yname, a_name, b_name, yname, ainfo.scale, ainfo.zp, binfo.scale, binfo.zp, sy, zpy, dt, act)
-            op.set_u8_shift(self.qdq_u8)
         else:
             c = self.const(b, node, "addend")
             if c.scale.size != 1:
                 raise ValueError("per-channel constant addend")
             op = Add(node.name or yname, a_name, "", yname, ainfo.scale, ainfo.zp, float(c.scale[0]), int(c.zp[0]), sy, zpy,
                      dt, act, const_b=c.q)
-            op.set_u8_shift(self.qdq_u8)
         self.ops.append(op)
         self.new_qt(yname, sy, zpy, dt)
 
@@ -461,7 +454,6 @@ class Lowerer:
         op = AveragePool(node.name or yname, x_name, yname, at["kernel_shape"], xinfo.scale, xinfo.zp, sy, zpy, dt,
                          at.get("strides"), at.get("pads"), _s(at.get("auto_pad", "NOTSET")),
                          at.get("ceil_mode", 0), at.get("count_include_pad", 0))
-        op.u8 = self.qdq_u8
         self.ops.append(op)
         self.new_qt(yname, sy, zpy, dt)
 

@@ -191,12 +191,9 @@ def _batches(dataset: Any, max_samples: int | None, batch_size: int):
 
 def onnxruntime_reference(path: str | Path):
     """A callable x -> first output of onnxruntime at ORT_ENABLE_ALL on ``path`` (CPU)."""
-    import onnxruntime as ort
+    from edgeflow.export.ort import ort_session
 
-    so = ort.SessionOptions()
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    so.log_severity_level = 3
-    sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    sess = ort_session(path)
     name = sess.get_inputs()[0].name
     return lambda x: sess.run(None, {name: x})[0]
 

@@ -38,23 +38,16 @@ class Add(Op):
         self.zpa, self.zpb, self.zpy = int(zpa), int(zpb), int(zpy)
         self.out_dtype = np.dtype(out_dtype)
         self.act_range = {m: quant.activation_range(act[0], act[1], act[2], sy, zpy, self.out_dtype, m) for m in quant.MODES}
-        self.set_u8_shift(False)
+        # onnx (MLAS) constants; the compiler contracts rA*zpA + rB*zpB into one fma
+        self.ra = np.float32(self.sa / self.sy)
+        self.rb = np.float32(self.sb / self.sy)
+        inner = np.float32(np.float64(self.ra) * self.zpa + np.float64(np.float32(self.rb * np.float32(self.zpb))))
+        self.fixed = np.float32(np.float32(self.zpy) - inner)
         # tflm constants
         twice_max = 2.0 * max(float(self.sa), float(self.sb))
         self.m1, self.sh1 = quant.quantize_multiplier(float(self.sa) / twice_max)
         self.m2, self.sh2 = quant.quantize_multiplier(float(self.sb) / twice_max)
         self.mo, self.sho = quant.quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * float(self.sy)))
-
-    def set_u8_shift(self, on: bool) -> None:
-        """Emulate onnxruntime's x86 QDQ path, which runs int8 QDQ models as uint8 (values and zero
-        points + 128, ``QDQS8ToU8Transformer``); the float arithmetic of MLAS then rounds differently."""
-        self.u8 = bool(on) and self.out_dtype == np.dtype(np.int8)
-        off = 128 if self.u8 else 0
-        # onnx (MLAS) constants; the compiler contracts rA*zpA + rB*zpB into one fma
-        self.ra = np.float32(self.sa / self.sy)
-        self.rb = np.float32(self.sb / self.sy)
-        inner = np.float32(np.float64(self.ra) * (self.zpa + off) + np.float64(np.float32(self.rb * np.float32(self.zpb + off))))
-        self.fixed = np.float32(np.float32(self.zpy + off) - inner)
 
     def run(self, values, mode):
         a = values[0]
@@ -63,9 +56,6 @@ class Add(Op):
         if mode == "onnx" and a.shape == b.shape and a.dtype.kind in "iu" and b.dtype.kind in "iu" \
                 and a.itemsize == 1 and b.itemsize == 1:
             return [self._full_onnx(a, b, *self.act_range[mode])]
-        if mode == "onnx" and self.u8:
-            a = a.astype(np.int16) + 128
-            b = b.astype(np.int16) + 128
         lo, hi = self.act_range[mode]
         if mode == "onnx":
             out_shape = np.broadcast_shapes(a.shape, b.shape)
@@ -77,7 +67,7 @@ class Add(Op):
                 v = _fma32(b, self.rb, fixed_a)
             else:
                 v = _fma32(a, self.ra, _fma32(b, self.rb, self.fixed))
-            q = np.clip(np.rint(v), 0, 255) - 128 if self.u8 else np.clip(np.rint(v), qmin, qmax)
+            q = np.clip(np.rint(v), qmin, qmax)
         else:
             x1 = (a.astype(np.int64) - self.zpa) << LEFT_SHIFT
             x2 = (b.astype(np.int64) - self.zpb) << LEFT_SHIFT
@@ -92,11 +82,7 @@ class Add(Op):
         rint, saturate, activation clamp) evaluated in cache-sized chunks of the flat arrays, in
         the memory order of ``a`` (the output keeps ``a``'s layout, e.g. channel-last)."""
         qmin, qmax = quant.qrange(self.out_dtype)
-        off = 128.0 if self.u8 else 0.0
-        if self.u8:
-            lo_c, hi_c = max(0, max(lo, qmin) + 128), min(255, min(hi, qmax) + 128)
-        else:
-            lo_c, hi_c = max(lo, qmin), min(hi, qmax)
+        lo_c, hi_c = max(lo, qmin), min(hi, qmax)
         q = np.empty_like(a, dtype=self.out_dtype)
         if b.strides != a.strides or b.itemsize != a.itemsize:
             bb = np.empty_like(a, dtype=b.dtype)
@@ -111,26 +97,22 @@ class Add(Op):
         u = intgemm.scratch("add_u", (ch,), np.float64)
         v = intgemm.scratch("add_v", (ch,), np.float32)
         ra, rb, fixed = np.float64(self.ra), np.float64(self.rb), np.float64(self.fixed)
-        flo, fhi, foff = np.float32(lo_c), np.float32(hi_c), np.float32(off)
+        flo, fhi = np.float32(lo_c), np.float32(hi_c)
         for s0 in range(0, size, ch):
             e = min(size, s0 + ch)
             k = e - s0
             tt, uu, vv = t[:k], u[:k], v[:k]
             np.copyto(tt, bf[s0:e], casting="unsafe")
-            if off:
-                tt += off
             tt *= rb
             tt += fixed
             np.copyto(vv, tt, casting="unsafe")  # inner fma rounded to float32
             np.copyto(uu, af[s0:e], casting="unsafe")
-            if off:
-                uu += off
             uu *= ra
             uu += vv
             np.copyto(vv, uu, casting="unsafe")  # outer fma rounded to float32
             np.rint(vv, out=vv)
             np.clip(vv, flo, fhi, out=vv)
-            np.subtract(vv, foff, out=qf[s0:e], casting="unsafe")
+            np.copyto(qf[s0:e], vv, casting="unsafe")
         return q
 
     def macs(self, in_shapes, out_shapes):

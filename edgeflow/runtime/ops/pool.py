@@ -107,7 +107,6 @@ class AveragePool(Op):
         self.out_dtype = np.dtype(out_dtype)
         self.m, self.sh = quant.quantize_multiplier(float(self.sx) / float(self.sy))
         self.same = self.sx == self.sy and self.zpx == self.zpy
-        self.u8 = False  # onnxruntime's x86 QDQ path runs int8 as uint8 (zero points + 128)
 
     def run(self, values, mode):
         x = values[0]
@@ -123,9 +122,8 @@ class AveragePool(Op):
             if self.count_include_pad:
                 cnt = np.full_like(cnt, int(np.prod(self.kernel)))
             yv = (s / cnt.astype(np.float32)).astype(np.float32)
-            off = 128 if (self.u8 and self.out_dtype == np.dtype(np.int8)) else 0
-            v = (yv / self.sy).astype(np.float32) + np.float32(self.zpy + off)
-            return [(np.clip(np.rint(v), qmin + off, qmax + off) - off).astype(self.out_dtype)]
+            v = (yv / self.sy).astype(np.float32) + np.float32(self.zpy)
+            return [np.clip(np.rint(v), qmin, qmax).astype(self.out_dtype)]
         xc = x.astype(np.int64) - self.zpx
         s = None
         cnt = None
