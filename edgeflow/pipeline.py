@@ -121,7 +121,7 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
             tracker.log_artifact(Path(path), name)
             artifacts[f"{name}/{key}"] = str(path)
         metrics.update({f"{name}/{k}": float(v) for k, v in stage_metrics.items()})
-        shown = "  ".join(f"{k}={_fmt(v)}" for k, v in result.metrics.items() if k in KEY_METRICS)
+        shown = "  ".join(f"{k}={format_metric(v)}" for k, v in result.metrics.items() if k in KEY_METRICS)
         log.info("stage %-10s %-9s %6.1fs  %s", name, f"({stage_cfg.kind})", seconds, shown)
         state = result.state
         state.history.append(name)
@@ -133,5 +133,6 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
                      model=state.model)
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.2f}" if isinstance(value, float) and not float(value).is_integer() else f"{int(value):,}"
+def format_metric(value: float) -> str:
+    """``12,345`` for whole numbers, ``3.14`` otherwise (log lines and the closing table)."""
+    return f"{int(value):,}" if float(value).is_integer() else f"{value:,.2f}"

@@ -22,6 +22,10 @@ from edgeflow.config import ConfigError, register_schemas, validate
 
 register_schemas()
 
+#: columns of the closing table: metric name -> header (every metric is in summary.json and MLflow)
+SUMMARY_COLUMNS = {"test_acc": "acc %", "acc_drop": "drop", "sparsity": "sparse", "weight_bits": "bits",
+                   "flash_bytes": "flash B", "peak_ram_bytes": "RAM B", "latency_ms": "ms", "energy_uj": "µJ"}
+
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float | None:
@@ -56,14 +60,17 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
     from rich.console import Console
     from rich.table import Table
 
+    from edgeflow.pipeline import format_metric
     from edgeflow.tracking import resolve_uri
 
-    table = Table(title=f"edgeflow · {cfg.name}", show_lines=False)
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for key, value in result.metrics.items():
-        if not key.endswith("/wall_s"):
-            table.add_row(key, f"{value:,.4g}" if abs(value) < 1e4 else f"{value:,.0f}")
+    table = Table(title=f"edgeflow · {cfg.name}", caption="all metrics: summary.json and MLflow")
+    table.add_column("stage")
+    for header in SUMMARY_COLUMNS.values():
+        table.add_column(header, justify="right")
+    for stage in cfg.stages:
+        values = [result.metrics.get(f"{stage}/{key}") for key in SUMMARY_COLUMNS]
+        if any(v is not None for v in values):
+            table.add_row(stage, *("" if v is None else format_metric(v) for v in values))
     console = Console()
     console.print(table)
     console.print(f"run directory: {result.run_dir}")
@@ -71,8 +78,8 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
         from edgeflow.config import TrackingConfig
 
         uri = resolve_uri(TrackingConfig(uri=cfg.tracking.uri))
-        console.print(f"MLflow run {result.mlflow_run_id} · open the results with:  "
-                      f"[bold].venv/bin/mlflow ui --backend-store-uri {uri}[/bold]")
+        console.print(f"MLflow run {result.mlflow_run_id}; open the results with:")
+        console.print(f"  [bold].venv/bin/mlflow ui --backend-store-uri {uri}[/bold]", soft_wrap=True)
 
 
 if __name__ == "__main__":
