@@ -42,7 +42,17 @@ def test_quickstart_trains_digits_to_90_percent_and_tracks_everything(workdir: P
     history = client.get_metric_history(result.mlflow_run_id, "train/val_acc")
     assert len(history) == 6 and sorted(m.step for m in history) == list(range(6))
     artifacts = {a.path for a in client.list_artifacts(result.mlflow_run_id)}
-    assert {"config.yaml", "summary.json", "export"} <= artifacts
+    assert {"config.yaml", "summary.json", "export", "analyze", "profile"} <= artifacts
+    analyze_files = {a.path for a in client.list_artifacts(result.mlflow_run_id, "analyze")}
+    assert {"analyze/layers.csv", "analyze/layers.png"} <= analyze_files
+    for key in ("macs", "params", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits"):
+        assert f"analyze/{key}" in run.data.metrics, key
+    assert run.data.metrics["analyze/macs"] == 83_264  # cnn on 1×8×8: 8·8·16·9 + 4·4·32·144 + 32·10
+
+    # the int8 export runs on the bundled runtime exactly as in onnxruntime, over the whole test set
+    assert result.metrics["profile/agreement"] >= 99.99
+    assert result.metrics["profile/top1_agreement"] == 100.0
+    assert result.metrics["prune/sparsity"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_same_seed_gives_same_metrics(workdir: Path) -> None:
