@@ -14,12 +14,9 @@ from collections.abc import Iterable
 import torch
 from torch import nn
 
+from edgeflow.methods.quantization.convert import weight_bits_of
+
 from .masks import get_mask, layer_sparsity, prunable_layers
-
-
-def weight_bits(module: nn.Module) -> int:
-    q = getattr(module, "weight_quantizer", None)
-    return int(getattr(q, "bits", 32)) if q is not None else 32
 
 
 @torch.no_grad()
@@ -39,7 +36,7 @@ def storage_table(
     rows = []
     for name, mod in prunable_layers(model, exclude).items():
         w = (mod.weight.detach() * get_mask(mod)).cpu()
-        bits = weight_bits(mod)
+        bits = weight_bits_of(mod)
         row: dict = {
             "layer": name,
             "params": w.numel(),
