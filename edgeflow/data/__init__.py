@@ -1,0 +1,60 @@
+"""Datasets as LightningDataModules: digits, mnist1d, synthetic, cifar10, mnist.
+
+``build_datamodule(dataset_cfg, seed)`` turns a ``dataset`` config into a datamodule with
+``.input_shape``/``.num_classes``; batches are ``(x float32 [B, *input_shape], y int64 [B])``.
+Importing this package (or ``edgeflow.data.schemas``) loads no torch or Lightning: the datamodules
+are imported when first built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import is_dataclass
+from typing import TYPE_CHECKING, Any
+
+from edgeflow.config import ConfigError
+from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig
+from edgeflow.data.sources import DatasetError
+
+if TYPE_CHECKING:
+    from edgeflow.data.datamodules import ArrayDataModule
+
+__all__ = ["DATASET_SCHEMAS", "DatasetConfig", "DatasetError", "build_datamodule", "to_dataset_config"]
+
+
+def to_dataset_config(dataset_cfg: Any) -> DatasetConfig:
+    """Validate a ``dataset`` config (DictConfig, mapping or schema instance) into its schema.
+
+    Raises ConfigError with the key under ``dataset`` (e.g. ``dataset.batch_size: must be ...``).
+    """
+    if isinstance(dataset_cfg, DatasetConfig):
+        return dataset_cfg
+    from omegaconf import DictConfig, OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    if is_dataclass(dataset_cfg) and not isinstance(dataset_cfg, type):
+        dataset_cfg = OmegaConf.structured(dataset_cfg)
+    if not isinstance(dataset_cfg, (DictConfig, Mapping)):
+        raise ConfigError("dataset", f"must be a mapping with a name, got {type(dataset_cfg).__name__}")
+    name = dataset_cfg.get("name")
+    if name not in DATASET_SCHEMAS:
+        raise ConfigError("dataset.name", f"must be one of {', '.join(DATASET_SCHEMAS)}, got {name!r}")
+    try:
+        merged = OmegaConf.merge(OmegaConf.structured(DATASET_SCHEMAS[name]), dataset_cfg)
+        return OmegaConf.to_object(merged)  # type: ignore[return-value]
+    except ConfigError as e:
+        raise e.under("dataset") from None
+    except OmegaConfBaseException as e:
+        key = getattr(e, "full_key", None) or ""
+        msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise ConfigError(f"dataset.{key}" if key else "dataset", msg) from None
+
+
+def build_datamodule(dataset_cfg: Any, seed: int = 0) -> ArrayDataModule:
+    """The LightningDataModule of ``dataset_cfg`` (not yet set up; ``setup()`` loads the data).
+
+    ``seed`` seeds only the shuffling of the training loader; splits are fixed by the config.
+    """
+    from edgeflow.data.datamodules import build_datamodule as _build
+
+    return _build(dataset_cfg, seed)
