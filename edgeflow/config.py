@@ -207,7 +207,7 @@ class TrainerConfig:
     devices: int = 1
     deterministic: bool = True
     progress_bar: bool = True
-    num_threads: int = 0  # torch intra-op threads; 0 = torch's default
+    num_threads: int = 1  # torch intra-op threads; 0 = torch's default (all cores)
 
     def __post_init__(self) -> None:
         require_choice(self.accelerator, "accelerator", ("cpu", "gpu", "mps", "auto"))

@@ -8,6 +8,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """One torch thread, as the pipeline's default: tiny models gain nothing from more, and
+    oversubscribed cores (parallel jobs) slow multi-threaded torch down by an order of magnitude."""
+    import torch
+
+    torch.set_num_threads(1)
+
+
 BIN = ROOT / ".venv" / "bin"
 
 
