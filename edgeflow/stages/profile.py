@@ -59,12 +59,8 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
         path = export_model(state.model, state.input_shape, ctx.out_dir / cfg.filename)
         state.model.edgeflow_onnx_path = str(path)
     program = runtime.load(path, rounding=cfg.rounding)
-    try:
-        hardware = ctx.hardware
-    except Exception:  # noqa: BLE001 - no target configured: costs without latency/energy
-        hardware = None
     dataset = None if cfg.split == "none" else _split_loader(ctx, cfg.split)
-    prof = program.profile(hardware=hardware, dataset=dataset, reference="onnxruntime" if cfg.agreement else False,
+    prof = program.profile(hardware=ctx.hardware, dataset=dataset, reference="onnxruntime" if cfg.agreement else False,
                            max_samples=cfg.max_samples or None, batch_size=cfg.batch_size)
     metrics = prof.metrics()
     ref_acc = state.reference_metrics.get("test_acc")
