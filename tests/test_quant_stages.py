@@ -58,7 +58,8 @@ def test_qat_mixed_recipe_on_digits_matches_analysis(workdir: Path) -> None:
 
 def test_qat_w4_tcn_on_mnist1d(workdir: Path) -> None:
     cfg = edgeflow.compose(["recipe=qat_int8", "model=tcn", "dataset=mnist1d", "stages.train.max_epochs=20",
-                            "stages.qat.weight_bits=4", "stages.qat.max_epochs=4", "~stages.analyze_int8", *FAST])
+                            "stages.qat.weight_bits=4", "stages.qat.max_epochs=4", "~stages.analyze_int8",
+                            "trainer.progress_bar=false", "tracking.enabled=false"])
     m = edgeflow.run(cfg).metrics
     assert m["qat/acc_drop"] <= 1.0, m
     # the int8 export, run on the bundled runtime, keeps the fake-quant model's accuracy
@@ -68,7 +69,7 @@ def test_qat_w4_tcn_on_mnist1d(workdir: Path) -> None:
 
 def test_ptq_int8_tcn_on_mnist1d(workdir: Path) -> None:
     cfg = edgeflow.compose(["recipe=ptq_int8", "model=tcn", "dataset=mnist1d", "stages.train.max_epochs=20",
-                            "~stages.analyze_int8", *FAST])
+                            "~stages.analyze_int8", "trainer.progress_bar=false", "tracking.enabled=false"])
     m = edgeflow.run(cfg).metrics
     assert m["ptq/acc_drop"] <= 0.5, m
     assert abs(m["profile/test_acc"] - m["ptq/test_acc"]) <= 0.3, m
