@@ -50,8 +50,11 @@ class LayerSpec:
 
 
 @dataclass
-class QuantConfig:
+class QuantConfig(LayerSpec):
     """How to quantize a model (see the module docstring for the order overrides apply in).
+
+    The ``LayerSpec`` fields are the defaults of every layer; the fields below add range-setting
+    parameters, first/last-layer bits, per-pattern overrides and the BatchNorm mode.
 
     ``weight_bits`` 1 → binary, 2…8 uniform (or the power-of-two code width, 2…4, with
     ``weight_format="pow2"``). ``act_bits`` 2…8, or 32 for weights-only quantization (activations
@@ -59,12 +62,6 @@ class QuantConfig:
     quantizing), ``simulate`` (QAT with BN statistics, folded at the end), ``keep`` (leave BN).
     """
 
-    weight_bits: int = 8
-    act_bits: int = 8
-    weight_format: str = "uniform"
-    per_channel: bool = True
-    weight_method: str = "minmax"
-    act_method: str = "minmax"
     percentile: float = 99.99
     ema_momentum: float = 0.1
     first_layer_bits: int | None = None
@@ -73,8 +70,7 @@ class QuantConfig:
     bn: str = "fold"
 
     def default_spec(self) -> LayerSpec:
-        return LayerSpec(self.weight_bits, self.act_bits, self.weight_format, self.per_channel,
-                         self.weight_method, self.act_method)
+        return LayerSpec(**{key: getattr(self, key) for key in LAYER_KEYS})
 
 
 def name_matches(name: str, pattern: str) -> bool:
