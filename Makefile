@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 TORCH   ?= torch==2.13.0
 STAMP   := .venv/.edgeflow-installed
 
-.PHONY: setup quickstart test test-all mlflow clean
+.PHONY: setup quickstart test mlflow clean
 
 setup: $(STAMP)
 
@@ -20,9 +20,6 @@ quickstart: setup
 	.venv/bin/edgeflow recipe=quickstart
 
 test: setup
-	$(PY) -m pytest -q -m "not slow"
-
-test-all: setup
 	$(PY) -m pytest -q
 
 mlflow: setup
