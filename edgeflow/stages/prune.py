@@ -187,7 +187,7 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
                 res = fit(model, ctx, cfg, callbacks=cbs)
                 if cbs and snap_cb.snapshot is not None:
                     snap = snap_cb.snapshot
-                ctx.log_metrics({"cycle_best_val_acc": res.get("best_val_acc", res.get("val_acc", float("nan")))}, c)
+                ctx.log_metrics({"cycle_best_val_acc": res["best_val_acc"]}, c)
     elif cfg.method == "nm":
         P.nm_prune(model, cfg.n, cfg.m, exclude=exclude)
         fit(model, ctx, cfg)
@@ -245,11 +245,9 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
     for name, row in report.items():
         if name != "total":
             metrics[f"sparsity/{name}"] = row["sparsity"]
-    supported = tuple(getattr(getattr(ctx.hardware, "cfg", None), "sparse_formats", ("dense",)))
-    layers = P.storage_table(model, supported=supported, m=cfg.m)
-    if layers and "best_bytes" in layers[0]:
-        metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
-        metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))
+    layers = P.storage_table(model, supported=tuple(ctx.hardware.cfg.sparse_formats), m=cfg.m)
+    metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
+    metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))
     _write_csv(ctx.out_dir / "layers.csv", layers)
     artifacts["layers"] = ctx.out_dir / "layers.csv"
     if schedule_rows:
