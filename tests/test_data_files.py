@@ -21,7 +21,7 @@ import numpy as np
 import pytest
 import torch
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.data import DatasetError, build_datamodule
 from edgeflow.data.sources import MNIST_FILES, read_idx
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from omegaconf import OmegaConf
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.data import to_dataset_config
 from edgeflow.data.schemas import DATASET_SCHEMAS
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.hardware import HardwareConfig, analyze, available_targets, load
 from edgeflow.hardware.schema import PRECISIONS, precision_of
 from edgeflow.models import build_model

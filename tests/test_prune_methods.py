@@ -10,7 +10,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.methods import pruning as P
 from edgeflow.methods.pruning.schedules import SparsitySchedule
 from edgeflow.models import build_model

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import edgeflow
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.methods import pruning as P
 
 BASE = ["recipe=prune_structured", "trainer.progress_bar=false", "tracking.enabled=false",

@@ -2,24 +2,30 @@
 
 ``build_datamodule(dataset_cfg, seed)`` turns a ``dataset`` config into a datamodule with
 ``.input_shape``/``.num_classes``; batches are ``(x float32 [B, *input_shape], y int64 [B])``.
-Importing this package (or ``edgeflow.data.schemas``) loads no torch or Lightning: the datamodules
-are imported when first built.
+Importing this package (or ``edgeflow.data.schemas``) loads no torch, Lightning or numpy: the
+datamodules are imported when first built, ``DatasetError`` (``edgeflow.data.sources``) on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from collections.abc import Mapping
 from dataclasses import is_dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig
-from edgeflow.data.sources import DatasetError
 
 if TYPE_CHECKING:
     from edgeflow.data.datamodules import ArrayDataModule
 
 __all__ = ["DATASET_SCHEMAS", "DatasetConfig", "DatasetError", "build_datamodule", "to_dataset_config"]
+
+
+def __getattr__(name: str) -> Any:
+    if name == "DatasetError":
+        return importlib.import_module("edgeflow.data.sources").DatasetError
+    raise AttributeError(f"module 'edgeflow.data' has no attribute {name!r}")
 
 
 def to_dataset_config(dataset_cfg: Any) -> DatasetConfig:

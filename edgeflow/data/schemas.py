@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 
-from edgeflow.config import ConfigError, require, require_choice
+from edgeflow.core.errors import ConfigError, require, require_choice
 
 __all__ = [
     "DATASET_SCHEMAS",

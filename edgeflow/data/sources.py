@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 
 if TYPE_CHECKING:
     from edgeflow.data.schemas import (

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from edgeflow.config import ConfigError, require
+from edgeflow.core.errors import ConfigError, require
 
 PRECISIONS = ("binary", "int2", "int4", "int8", "float32")
 SPARSE_FORMATS = ("dense", "csr", "csc", "nm")

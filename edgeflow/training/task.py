@@ -9,7 +9,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from edgeflow.config import TrainingStageConfig
+from edgeflow.training.schema import TrainingStageConfig
 
 
 class ClassificationTask(pl.LightningModule):

@@ -33,7 +33,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 
 KINDS = ("constant", "linear", "polynomial", "agp", "exponential")
 UNITS = ("step", "epoch", "cycle")

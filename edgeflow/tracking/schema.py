@@ -1,0 +1,21 @@
+"""Schema of the ``tracking`` config group (``conf/tracking/default.yaml``), torch- and MLflow-free."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+__all__ = ["TrackingConfig"]
+
+
+@dataclass
+class TrackingConfig:
+    """Where runs are recorded. ``uri`` null means ``sqlite:///<cwd>/mlflow.db``.
+
+    ``experiment`` defaults to ``edgeflow``; the YAML sets it to the recipe's ``${name}``.
+    """
+
+    enabled: bool = True
+    uri: str | None = None
+    experiment: str = "edgeflow"
+    run_name: str | None = None
+    tags: dict[str, str] = field(default_factory=dict)
