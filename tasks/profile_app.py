@@ -22,7 +22,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Profile an int8 ONNX file (QDQ or QOperator) on edgeflow's integer reference runtime.",
         epilog="Targets: the names in conf/hardware (e.g. cortex_m4, cortex_m7, gap9). "
                "Datasets: the names in conf/dataset (e.g. digits, mnist1d, cifar10).")
-    p.add_argument("model", help="path of the .onnx file")
+    p.add_argument("model", help="path of the .onnx file, or of a program saved by Program.save (.json)")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="hardware=NAME and/or dataset=NAME")
     p.add_argument("--rounding", choices=("onnx", "tflm"), default="onnx",
                    help="requantization: onnx (bit-equal to onnxruntime) or tflm (TFLite Micro double rounding)")

@@ -1,4 +1,5 @@
-"""Helpers for the runtime tests: tiny ONNX graphs built with onnx.helper, run in onnxruntime."""
+"""Helpers for the runtime tests: tiny ONNX graphs built with onnx.helper, run in onnxruntime, and
+edgeflow's own QDQ exports of the zoo."""
 
 from __future__ import annotations
 
@@ -33,3 +34,29 @@ def f32(v):
 
 def i8(v):
     return np.asarray(v, dtype=np.int8)
+
+
+ZOO = {"resnet8": ((3, 32, 32), 10), "dscnn": ((1, 49, 10), 12), "mobilenet_v1": ((3, 96, 96), 2),
+       "tcn": ((1, 40), 10), "cnn": ((1, 8, 8), 10), "autoencoder": ((640,), 10)}
+
+
+def zoo_qdq_export(name, out_dir):
+    """Zoo model ``name`` (seeded random weights, non-trivial BN statistics) quantized W8A8 by
+    edgeflow, calibrated on random data and exported as QDQ ONNX into ``out_dir``; returns the path."""
+    import torch
+
+    from edgeflow.export.qdq import export_qdq
+    from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quantize_model
+    from edgeflow.models import build_model
+
+    shape, classes = ZOO[name]
+    torch.manual_seed(0)
+    model = build_model(name, shape, classes).eval()
+    for module in model.modules():  # non-trivial BN statistics, so folding matters
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+    quantized = quantize_model(model, shape, QuantConfig())
+    calibrate(quantized, [(torch.randn(16, *shape), None) for _ in range(4)], 4)
+    freeze_observers(quantized)
+    return export_qdq(quantized, shape, out_dir / f"{name}.onnx")

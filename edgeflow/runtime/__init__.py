@@ -21,28 +21,33 @@ int8 activations per tensor; int8 weights per channel or per tensor; int32 biase
 * ``tflm``: Q31 multiplier + shift, double rounding — TFLite Micro / CMSIS-NN; may differ from
   ``onnx`` by ±1 LSB per layer.
 
-``Program.run(inputs)`` mirrors ``InferenceSession.run(None, feeds)``; ``Program.plan_memory()``
-gives the greedy arena (peak RAM); ``Program.profile(hardware, dataset)`` MACs, flash, RAM,
-latency, energy, accuracy and agreement with onnxruntime.
+The program is data (``edgeflow.runtime.ir.Graph``: nodes with their kind, integer/float params
+and attributes, tensors with static shapes, dtypes and quantization), produced by a frontend
+(``frontends.onnx``) and run by one kernel per node (``ops``). ``Program.run(inputs)`` mirrors
+``InferenceSession.run(None, feeds)``; ``Program.plan_memory()`` gives the greedy arena (peak RAM);
+``Program.profile(hardware, dataset)`` MACs, flash, RAM, latency, energy, accuracy and agreement
+with onnxruntime; ``Program.save("m.json")`` writes the IR (+ ``m.npz``), ``load("m.json")`` reads it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from edgeflow.runtime import quant
 from edgeflow.runtime.errors import RuntimeModelError, UnsupportedOpError
+from edgeflow.runtime.ir import Graph
 from edgeflow.runtime.program import Program
 
-__all__ = ["load", "Program", "RuntimeModelError", "UnsupportedOpError"]
+__all__ = ["load", "Graph", "Program", "RuntimeModelError", "UnsupportedOpError"]
 
 
 def load(path: str | Path, rounding: str = "onnx") -> Program:
-    """Load a quantized ONNX file as an integer ``Program`` (``rounding``: "onnx" or "tflm")."""
-    from edgeflow.runtime import quant
-    from edgeflow.runtime.loader import lower, read_model
-
+    """Load a quantized ONNX file, or a program saved by ``Program.save`` (``.json`` + ``.npz``),
+    as an integer ``Program`` (``rounding``: "onnx" or "tflm")."""
     if rounding not in quant.MODES:
         raise RuntimeModelError(f"rounding must be one of {', '.join(quant.MODES)}, got {rounding!r}")
-    model = read_model(path)
-    ops, low = lower(model)
-    return Program(ops, low.inputs, low.graph_outputs, low.qt, rounding=rounding, path=path, weight_bits=low.weight_bits)
+    if Path(path).suffix == ".json":
+        return Program(Graph.load(path), rounding=rounding)
+    from edgeflow.runtime.frontends.onnx import load as load_onnx
+
+    return Program(load_onnx(path), rounding=rounding, path=path)

@@ -4,13 +4,15 @@ Every integer activation tensor gets a buffer that lives from the step that writ
 last step that reads it (graph inputs from step 0, graph outputs to the end). Buffers are placed
 largest first; each goes to the lowest offset that does not overlap any already-placed buffer
 whose lifetime intersects its own (first fit). Offsets and sizes are aligned to 16 bytes.
-Views (reshape, flatten, squeeze: ``Op.in_place``) share their input's buffer. The arena size —
+Views (reshape, flatten, squeeze: ``Node.is_view``) share their input's buffer. The arena size —
 the peak RAM for activations — is the highest end offset.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
+from edgeflow.runtime.ir import Node
 
 ALIGN = 16
 
@@ -70,10 +72,10 @@ def greedy_plan(buffers: list[Buffer], align: int = ALIGN) -> MemoryPlan:
     return MemoryPlan(buffers, arena, max(steps, 1))
 
 
-def lifetimes(ops, sizes: dict[str, int], inputs: list[str], outputs: list[str]) -> list[Buffer]:
-    """Buffers of the integer tensors in ``sizes`` over the op schedule ``ops``.
+def lifetimes(nodes: list[Node], sizes: dict[str, int], inputs: list[str], outputs: list[str]) -> list[Buffer]:
+    """Buffers of the integer tensors in ``sizes`` over the IR schedule ``nodes``.
 
-    ``sizes`` maps tensor name -> bytes (only tensors kept in the arena). In-place ops merge their
+    ``sizes`` maps tensor name -> bytes (only tensors kept in the arena). Views merge their
     output into the input's buffer.
     """
     root: dict[str, str] = {}
@@ -89,7 +91,7 @@ def lifetimes(ops, sizes: dict[str, int], inputs: list[str], outputs: list[str])
         if name in sizes:
             first[name] = 0
             last[name] = 0
-    for step, op in enumerate(ops):
+    for step, op in enumerate(nodes):
         for i in op.inputs:
             if i in sizes:
                 r = find(i)
@@ -97,12 +99,12 @@ def lifetimes(ops, sizes: dict[str, int], inputs: list[str], outputs: list[str])
         for o in op.outputs:
             if o not in sizes:
                 continue
-            if getattr(op, "in_place", False) and op.inputs and op.inputs[0] in sizes:
+            if op.is_view and op.inputs and op.inputs[0] in sizes:
                 root[o] = find(op.inputs[0])
                 continue
             first.setdefault(o, step)
             last[o] = max(last.get(o, step), step)
-    end = len(ops) - 1
+    end = len(nodes) - 1
     for o in outputs:
         if o in sizes:
             last[find(o)] = max(end, 0)

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeflow.runtime import costs
 from edgeflow.runtime.errors import RuntimeModelError
 
 
@@ -119,24 +120,22 @@ def _load_hardware(hardware: Any):
         raise RuntimeModelError(f"hardware {hardware!r}: {exc}") from None
 
 
-def _weights_of(op) -> np.ndarray | None:
-    return getattr(op, "w", None)
-
-
 def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]:
+    """One ``LayerProfile`` per IR node, from its public fields, the static shapes and the cost
+    rules of ``edgeflow.runtime.costs`` (weights in the best storage format ``hardware`` supports)."""
     shapes = program.shapes(input_shapes)
-    dtypes = program._dtypes
+    tensors = program.ir.tensors
     hw = _load_hardware(hardware)
     out = []
-    for i, op in enumerate(program.ops):
-        ins = [shapes[n] for n in op.inputs]
-        outs = [shapes[n] for n in op.outputs]
-        macs = int(op.macs(ins, outs))
-        w = _weights_of(op)
+    for i, node in enumerate(program.ir.nodes):
+        ins = [shapes[n] for n in node.inputs]
+        outs = [shapes[n] for n in node.outputs]
+        macs = costs.macs(node, ins, outs)
+        w = costs.weights(node)
         nw = int(w.size) if w is not None else 0
-        bits = int(getattr(op, "weight_bits", 8)) if nw else 0
+        bits = int(node.attrs["weight_bits"]) if nw else 0
         sparsity = float((w == 0).mean()) if nw else 0.0
-        wbytes = (nw * bits + 7) // 8
+        wbytes = costs.weight_bytes(node)
         fmt = "dense"
         if nw and hw is not None and sparsity > 0:
             try:
@@ -145,14 +144,13 @@ def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]
                 fmt, wbytes = best_format(storage_bytes(w, bits), tuple(getattr(hw.cfg, "sparse_formats", ("dense",))) + ("dense",))
             except Exception:  # storage formats are an estimate refinement; dense is always valid
                 fmt = "dense"
-        flash = int(wbytes) + op.bias_bytes() + op.requant_bytes()
-        act = sum(int(np.prod(shapes[n])) * dtypes[n].itemsize for n in list(op.inputs) + list(op.outputs))
-        if op.in_place:
-            act = 0
-        lp = LayerProfile(i, op.name, op.kind, outs[0] if outs else (), macs, nw, bits, sparsity, flash, act, fmt)
-        if hw is not None and not op.in_place:
-            est = hw.estimate_layer(macs, wbytes + op.bias_bytes() + op.requant_bytes(), act, bits=bits or 8,
-                                    sparsity=sparsity, name=op.name, kind=op.kind)
+        other = costs.bias_bytes(node) + costs.requant_bytes(node)
+        flash = int(wbytes) + other
+        act = 0 if node.is_view else sum(int(np.prod(shapes[n])) * tensors[n].dtype.itemsize
+                                         for n in list(node.inputs) + list(node.outputs))
+        lp = LayerProfile(i, node.name, node.kind, outs[0] if outs else (), macs, nw, bits, sparsity, flash, act, fmt)
+        if hw is not None and not node.is_view:
+            est = hw.estimate_layer(macs, wbytes + other, act, bits=bits or 8, sparsity=sparsity, name=node.name, kind=node.kind)
             lp.latency_ms, lp.energy_uj, lp.bound = float(est.latency_ms), float(est.energy_uj), str(est.bound)
         out.append(lp)
     return out
@@ -241,9 +239,9 @@ def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples:
 
 def _output_step(program) -> float | None:
     """Quantization step of the first output if it is a DequantizeLinear of an int8 tensor."""
-    for op in program.ops:
-        if op.kind == "dequantize" and program.output_names and op.outputs[0] == program.output_names[0]:
-            s = np.asarray(op.scale).reshape(-1)
+    for node in program.ir.nodes:
+        if node.kind == "dequantize" and program.output_names and node.outputs[0] == program.output_names[0]:
+            s = node.params["scale"].reshape(-1)
             return float(s[0]) if s.size == 1 else None
     return None
 

@@ -1,4 +1,4 @@
-"""``Program``: a lowered integer program — run it, plan its memory, profile it."""
+"""``Program``: the runtime IR with one kernel per node — run it, plan its memory, profile it."""
 
 from __future__ import annotations
 
@@ -7,31 +7,46 @@ from typing import Any
 
 import numpy as np
 
-from edgeflow.runtime import planner, quant
+from edgeflow.runtime import costs, ops, planner, quant
 from edgeflow.runtime.errors import RuntimeModelError
-from edgeflow.runtime.loader import GraphInput, QInfo
+from edgeflow.runtime.ir import Graph, GraphInput, TensorSpec
+from edgeflow.runtime.shapes import infer as infer_shapes
 
 
 class Program:
-    """An int8 program lowered from an ONNX file (see ``edgeflow.runtime.load``).
+    """An int8 program: the IR ``graph`` (see ``edgeflow.runtime.ir``) and one kernel per node.
 
     ``run(inputs)`` takes what ``onnxruntime.InferenceSession.run(None, feeds)`` takes — one array
     or a dict name → array with the graph's own dtypes — and returns the list of graph outputs.
+    ``path`` is the source model file (onnxruntime, the profiler's reference, reads it); ``save``
+    writes the IR itself (``edgeflow.runtime.load`` reads it back).
     """
 
-    def __init__(self, ops, inputs: list[GraphInput], outputs: list[str], tensors: dict[str, QInfo],
-                 rounding: str = "onnx", path: str | Path | None = None, weight_bits: dict[str, int] | None = None) -> None:
+    def __init__(self, graph: Graph, rounding: str = "onnx", path: str | Path | None = None) -> None:
         if rounding not in quant.MODES:
             raise RuntimeModelError(f"rounding must be one of {', '.join(quant.MODES)}, got {rounding!r}")
-        self.ops = ops
-        self.inputs = inputs
-        self.output_names = outputs
-        self.tensors = tensors
+        self.ir = graph
+        self.ops = [ops.build(node) for node in graph.nodes]
         self.rounding = rounding
         self.path = None if path is None else Path(path)
-        self.weight_bits = weight_bits or {}
         self._shapes: dict[tuple, dict[str, tuple[int, ...]]] = {}
         self._last_use = self._compute_last_use()
+
+    @property
+    def inputs(self) -> list[GraphInput]:
+        return self.ir.inputs
+
+    @property
+    def output_names(self) -> list[str]:
+        return self.ir.outputs
+
+    @property
+    def tensors(self) -> dict[str, TensorSpec]:
+        return self.ir.tensors
+
+    def save(self, path: str | Path) -> Path:
+        """Write the IR to ``path`` (``.json``) and the ``.npz`` of its arrays beside it."""
+        return self.ir.save(path)
 
     # ------------------------------------------------------------------ running
     def _compute_last_use(self) -> dict[str, int]:
@@ -118,31 +133,36 @@ class Program:
         return out
 
     def shapes(self, input_shapes: dict[str, tuple[int, ...]] | None = None) -> dict[str, tuple[int, ...]]:
-        """Shape of every tensor for one sample (batch 1), from a dry run on zeros."""
+        """Shape of every tensor: the IR's static shapes (one sample, batch 1), or with
+        ``input_shapes`` the shapes inferred for those inputs (``edgeflow.runtime.shapes``)."""
+        if input_shapes is None and all(t.shape is not None for t in self.tensors.values()):
+            return {n: t.shape for n, t in self.tensors.items()}
         ins = self.input_shapes(input_shapes)
         key = tuple(sorted(ins.items()))
         if key not in self._shapes:
-            feeds = {gi.name: np.zeros(ins[gi.name], dtype=gi.dtype) for gi in self.inputs}
-            _, env = self.run(feeds, keep=True)
-            self._shapes[key] = {n: tuple(v.shape) for n, v in env.items()}
-            self._dtypes = {n: v.dtype for n, v in env.items()}
+            try:
+                self._shapes[key] = infer_shapes(self.ir, ins)
+            except ValueError as exc:
+                raise RuntimeModelError(f"input shapes {dict(ins)}: {exc}") from None
         return self._shapes[key]
 
     def arena_tensors(self, input_shapes=None) -> dict[str, int]:
         """Integer tensors held in the arena → bytes (float boundary tensors are not)."""
         shp = self.shapes(input_shapes)
-        return {n: int(np.prod(s)) * self._dtypes[n].itemsize for n, s in shp.items() if self._dtypes[n].kind in "iu"}
+        return {n: int(np.prod(s)) * self.tensors[n].dtype.itemsize for n, s in shp.items()
+                if self.tensors[n].dtype.kind in "iu"}
 
     def plan_memory(self, input_shapes=None) -> planner.MemoryPlan:
         """Greedy arena plan (16-byte aligned) of the integer activations for one sample."""
         sizes = self.arena_tensors(input_shapes)
-        q_inputs = [o for op in self.ops if op.kind == "quantize" for o in op.outputs]
-        bufs = planner.lifetimes(self.ops, sizes, [gi.name for gi in self.inputs] + q_inputs, self.output_names)
+        q_inputs = [o for node in self.ir.nodes if node.kind == "quantize" for o in node.outputs]
+        bufs = planner.lifetimes(self.ir.nodes, sizes, [gi.name for gi in self.inputs] + q_inputs, self.output_names)
         return planner.greedy_plan(bufs)
 
     @property
     def flash_bytes(self) -> int:
-        return sum(op.flash_bytes() for op in self.ops)
+        """Weights at their bit-width + biases + requantization parameters (``edgeflow.runtime.costs``)."""
+        return sum(costs.flash_bytes(node) for node in self.ir.nodes)
 
     # ------------------------------------------------------------------ profiling
     def profile(self, hardware: Any = None, dataset: Any = None, *, reference: Any = None, input_shapes=None,

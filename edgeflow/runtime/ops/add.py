@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeflow.runtime import intgemm, quant
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 
 LEFT_SHIFT = 20
@@ -30,13 +31,14 @@ def _fma32(x: np.ndarray, r: np.float32, c: np.ndarray) -> np.ndarray:
 class Add(Op):
     kind = "add"
 
-    def __init__(self, name: str, a: str, b: str, y: str, sa: float, zpa: int, sb: float, zpb: int, sy: float,
-                 zpy: int, out_dtype: np.dtype, act=(None, None, None), const_b: np.ndarray | None = None) -> None:
-        super().__init__(name, [a] if const_b is not None else [a, b], [y])
-        self.const_b = const_b
-        self.sa, self.sb, self.sy = np.float32(sa), np.float32(sb), np.float32(sy)
-        self.zpa, self.zpb, self.zpy = int(zpa), int(zpb), int(zpy)
-        self.out_dtype = np.dtype(out_dtype)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.const_b = node.params.get("const_b")
+        sy, zpy, act = at["out_scale"], at["out_zero_point"], at["activation"]
+        self.sa, self.sb, self.sy = np.float32(at["a_scale"]), np.float32(at["b_scale"]), np.float32(sy)
+        self.zpa, self.zpb, self.zpy = int(at["a_zero_point"]), int(at["b_zero_point"]), int(zpy)
+        self.out_dtype = np.dtype(at["out_dtype"])
         self.act_range = {m: quant.activation_range(act[0], act[1], act[2], sy, zpy, self.out_dtype, m) for m in quant.MODES}
         # onnx (MLAS) constants; the compiler contracts rA*zpA + rB*zpB into one fma
         self.ra = np.float32(self.sa / self.sy)
@@ -114,12 +116,3 @@ class Add(Op):
             np.clip(vv, flo, fhi, out=vv)
             np.copyto(qf[s0:e], vv, casting="unsafe")
         return q
-
-    def macs(self, in_shapes, out_shapes):
-        return 0
-
-    def bias_bytes(self) -> int:
-        return 0 if self.const_b is None else int(self.const_b.size) * self.const_b.itemsize
-
-    def requant_bytes(self) -> int:
-        return 3 * 8 + 3 * 4  # three multiplier/shift pairs + three offsets

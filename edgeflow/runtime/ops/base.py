@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from edgeflow.runtime import quant
+from edgeflow.runtime.ir import Node
 
 
 _TILE = 4096
@@ -93,49 +94,35 @@ class Requant:
         out[...] = self.apply(acc, mode, acc.ndim - 1)
         return out
 
-    def param_bytes(self) -> int:
-        """Flash for the requantization parameters: int32 multiplier + int32 shift per channel."""
-        return 8 * self.channels
+
+def requant_of(node: Node) -> Requant | None:
+    """The requantization of a conv / fully connected node (None: int32 accumulator output)."""
+    at = node.attrs
+    if "out_scale" not in at:
+        return None
+    return Requant(at["in_scale"], node.params["weight_scale"], at["out_scale"], at["out_zero_point"],
+                   np.dtype(at["out_dtype"]), tuple(at["activation"]))
 
 
 class Op:
-    """One integer op of a Program.
+    """The kernel of one IR node (TFLite Micro style: Prepare in ``__init__``, Eval in ``run``).
 
-    ``inputs``/``outputs`` name runtime tensors (activations; constants live inside the op).
-    ``run(values, mode)`` maps input arrays to output arrays. Cost hooks give MACs and the flash
-    bytes of the op's constants (weights at their true bit-width, biases, requantization params).
+    ``__init__(node)`` reads the node's params and attrs once and precomputes what ``run`` needs;
+    ``run(values, mode)`` maps the input arrays (in ``node.inputs`` order) to the output arrays.
+    Costs and shapes are rules of the node (``edgeflow.runtime.costs``, ``.shapes``), not kernel
+    state.
     """
 
     kind: str = "op"
 
-    def __init__(self, name: str, inputs: list[str], outputs: list[str]) -> None:
-        self.name = name
-        self.inputs = list(inputs)
-        self.outputs = list(outputs)
-        self.weight_bits: int = 8
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.name = node.name
+        self.inputs = list(node.inputs)
+        self.outputs = list(node.outputs)
 
     def run(self, values: list[np.ndarray], mode: str) -> list[np.ndarray]:  # pragma: no cover
         raise NotImplementedError
-
-    # ---- costs (shapes are per-sample shapes with batch 1, filled by the Program's dry run)
-    def macs(self, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
-        return 0
-
-    def weight_count(self) -> int:
-        return 0
-
-    def bias_bytes(self) -> int:
-        return 0
-
-    def requant_bytes(self) -> int:
-        return 0
-
-    def flash_bytes(self) -> int:
-        """Weights at their true bit-width (rounded up to whole bytes) + biases + requant params."""
-        return (self.weight_count() * self.weight_bits + 7) // 8 + self.bias_bytes() + self.requant_bytes()
-
-    #: ops whose output may share its input's buffer (pure views: reshape, flatten, squeeze)
-    in_place: bool = False
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r}: {self.inputs} -> {self.outputs})"

@@ -8,18 +8,19 @@ from __future__ import annotations
 import numpy as np
 
 from edgeflow.runtime import quant
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 
 
 class Quantize(Op):
     kind = "quantize"
 
-    def __init__(self, name, x, y, scale, zp, dtype, axis=1):
-        super().__init__(name, [x], [y])
-        self.scale = np.asarray(scale, dtype=np.float32)
-        self.zp = np.asarray(zp)
-        self.dtype = np.dtype(dtype)
-        self.axis = axis
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        self.scale = np.asarray(node.params["scale"], dtype=np.float32)
+        self.zp = node.params["zero_point"]
+        self.dtype = np.dtype(node.attrs["out_dtype"])
+        self.axis = node.attrs["axis"]
 
     def _b(self, a, ndim):
         if a.size <= 1:
@@ -36,11 +37,11 @@ class Quantize(Op):
 class Dequantize(Op):
     kind = "dequantize"
 
-    def __init__(self, name, x, y, scale, zp, axis=1):
-        super().__init__(name, [x], [y])
-        self.scale = np.asarray(scale, dtype=np.float32)
-        self.zp = np.asarray(zp)
-        self.axis = axis
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        self.scale = np.asarray(node.params["scale"], dtype=np.float32)
+        self.zp = node.params["zero_point"]
+        self.axis = node.attrs["axis"]
 
     def run(self, values, mode):
         x = values[0]
@@ -59,11 +60,12 @@ class Softmax(Op):
 
     kind = "softmax"
 
-    def __init__(self, name, x, y, axis=-1, in_scale=None, in_zp=None):
-        super().__init__(name, [x], [y])
-        self.axis = int(axis)
-        self.in_scale = None if in_scale is None else np.float32(in_scale)
-        self.in_zp = in_zp
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.axis = int(at["axis"])
+        self.in_scale = None if at["in_scale"] is None else np.float32(at["in_scale"])
+        self.in_zp = at["in_zero_point"]
 
     def run(self, values, mode):
         x = values[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 from edgeflow.runtime.ops.rescale import rescale
 
@@ -12,11 +13,12 @@ from edgeflow.runtime.ops.rescale import rescale
 class Concat(Op):
     kind = "concat"
 
-    def __init__(self, name, xs, y, axis, in_params, sy, zpy, out_dtype):
-        super().__init__(name, xs, [y])
-        self.axis = int(axis)
-        self.in_params = in_params  # [(scale, zp)] per input
-        self.sy, self.zpy, self.out_dtype = np.float32(sy), int(zpy), np.dtype(out_dtype)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.axis = int(at["axis"])
+        self.in_params = list(zip(at["in_scales"], at["in_zero_points"]))  # [(scale, zp)] per input
+        self.sy, self.zpy, self.out_dtype = np.float32(at["out_scale"]), int(at["out_zero_point"]), np.dtype(at["out_dtype"])
 
     def run(self, values, mode):
         parts = []

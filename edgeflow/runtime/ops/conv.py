@@ -19,30 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from edgeflow.runtime import intgemm, quant
-from edgeflow.runtime.ops.base import Op, Requant
-
-
-def conv_output_size(size: int, k: int, s: int, d: int, pb: int, pe: int) -> int:
-    return (size + pb + pe - d * (k - 1) - 1) // s + 1
-
-
-def resolve_pads(auto_pad: str, in_sp: tuple[int, ...], kernel: tuple[int, ...], strides: tuple[int, ...],
-                 dilations: tuple[int, ...], pads: tuple[int, ...] | None) -> tuple[int, ...]:
-    """ONNX auto_pad/pads -> explicit (begin..., end...) pads."""
-    nd = len(kernel)
-    if auto_pad in ("", "NOTSET"):
-        return tuple(pads) if pads else (0,) * (2 * nd)
-    if auto_pad == "VALID":
-        return (0,) * (2 * nd)
-    begins, ends = [], []
-    for i in range(nd):
-        out = -(-in_sp[i] // strides[i])
-        total = max(0, (out - 1) * strides[i] + dilations[i] * (kernel[i] - 1) + 1 - in_sp[i])
-        small, big = total // 2, total - total // 2
-        b, e = (small, big) if auto_pad == "SAME_UPPER" else (big, small)
-        begins.append(b)
-        ends.append(e)
-    return tuple(begins + ends)
+from edgeflow.runtime.ir import Node
+from edgeflow.runtime.ops.base import Op, requant_of
+from edgeflow.runtime.shapes import conv_output_size, resolve_pads
 
 
 class Conv(Op):
@@ -50,26 +29,26 @@ class Conv(Op):
 
     kind = "conv"
 
-    def __init__(self, name: str, x: str, y: str, w: np.ndarray, w_zp: np.ndarray | int, bias: np.ndarray | None,
-                 zp_x: int, x_dtype: np.dtype, rq: Requant | None, strides=None, pads=None, dilations=None,
-                 group: int = 1, auto_pad: str = "NOTSET") -> None:
-        super().__init__(name, [x], [y])
-        self.nd = w.ndim - 2
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.w = node.params["weight"]
+        self.nd = self.w.ndim - 2
         if self.nd not in (1, 2):
             raise ValueError(f"{self.nd}-D convolution")
-        self.w = np.asarray(w)
-        self.m, self.cg = w.shape[:2]
-        self.kernel = tuple(int(k) for k in w.shape[2:])
-        self.strides = tuple(strides or (1,) * self.nd)
-        self.dilations = tuple(dilations or (1,) * self.nd)
-        self.pads_attr = tuple(pads) if pads else None
-        self.auto_pad = auto_pad
-        self.group = int(group)
-        self.zp_x = int(zp_x)
-        self.x_dtype = np.dtype(x_dtype)
-        self.rq = rq
-        w_zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64).reshape(-1), (self.m,))
+        self.m, self.cg = self.w.shape[:2]
+        self.kernel = tuple(int(k) for k in self.w.shape[2:])
+        self.strides = tuple(at["strides"] or (1,) * self.nd)
+        self.dilations = tuple(at["dilations"] or (1,) * self.nd)
+        self.pads_attr = tuple(at["pads"]) if at["pads"] else None
+        self.auto_pad = at["auto_pad"]
+        self.group = int(at["group"])
+        self.zp_x = int(at["in_zero_point"])
+        self.x_dtype = np.dtype(at["in_dtype"])
+        self.rq = requant_of(node)
+        w_zp = np.broadcast_to(np.asarray(node.params["weight_zero_point"], dtype=np.int64).reshape(-1), (self.m,))
         w_c = self.w.astype(np.int64) - w_zp.reshape((-1,) + (1,) * (self.w.ndim - 1))
+        bias = node.params.get("bias")
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
         colsum = w_c.reshape(self.m, -1).sum(axis=1)
         self.acc_offset = (0 if self.bias is None else self.bias) - self.zp_x * colsum  # int64 per channel
@@ -273,17 +252,3 @@ class Conv(Op):
         if axis == 0:
             q = np.ascontiguousarray(q.reshape(m, n, oh, ow).transpose(1, 0, 2, 3))
         return [q.reshape(out_shape)]
-
-    # ------------------------------------------------------------------ costs
-    def macs(self, in_shapes, out_shapes):
-        out = out_shapes[0]
-        return int(np.prod(out[1:])) * self.cg * int(np.prod(self.kernel))
-
-    def weight_count(self) -> int:
-        return int(self.w.size)
-
-    def bias_bytes(self) -> int:
-        return 0 if self.bias is None else 4 * int(self.bias.size)
-
-    def requant_bytes(self) -> int:
-        return 0 if self.rq is None else self.rq.param_bytes()

@@ -10,22 +10,25 @@ from __future__ import annotations
 import numpy as np
 
 from edgeflow.runtime import intgemm, quant
-from edgeflow.runtime.ops.base import Op, Requant
+from edgeflow.runtime.ir import Node
+from edgeflow.runtime.ops.base import Op, requant_of
 
 
 class FullyConnected(Op):
     kind = "fully_connected"
 
-    def __init__(self, name: str, a: str, y: str, w: np.ndarray | None, w_zp, bias: np.ndarray | None, zp_a: int,
-                 a_dtype: np.dtype, rq: Requant | None, b_input: str | None = None, b_dtype=None) -> None:
-        super().__init__(name, [a] if b_input is None else [a, b_input], [y])
-        self.zp_a = int(zp_a)
-        self.a_dtype = np.dtype(a_dtype)
-        self.rq = rq
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.zp_a = int(at["in_zero_point"])
+        self.a_dtype = np.dtype(at["in_dtype"])
+        self.rq = requant_of(node)
         self.bound_a = float(max(abs(v) for v in quant.qrange(self.a_dtype)))
+        bias = node.params.get("bias")
         self.bias = None if bias is None else np.asarray(bias, dtype=np.int64).reshape(-1)
+        w, w_zp = node.params.get("weight"), node.params["weight_zero_point"]
         if w is not None:
-            self.w = np.asarray(w)  # (K, N)
+            self.w = w  # (K, N)
             k, n = self.w.shape
             zp = np.broadcast_to(np.asarray(w_zp, dtype=np.int64).reshape(-1), (n,))
             w_c = self.w.astype(np.int64) - zp.reshape(1, n)
@@ -35,7 +38,7 @@ class FullyConnected(Op):
         else:
             self.w = None
             self.zp_b = int(np.asarray(w_zp).reshape(-1)[0])
-            self.b_dtype = np.dtype(b_dtype)
+            self.b_dtype = np.dtype(at["b_dtype"])
             self.bound_b = float(max(abs(v) for v in quant.qrange(self.b_dtype)) + abs(self.zp_b))
             self.offset = 0 if self.bias is None else self.bias
 
@@ -53,16 +56,3 @@ class FullyConnected(Op):
         if self.rq is None:
             return [acc.astype(np.int32)]
         return [self.rq.apply(acc, mode, acc.ndim - 1)]
-
-    def macs(self, in_shapes, out_shapes):
-        k = in_shapes[0][-1]
-        return int(np.prod(out_shapes[0][1:])) * int(k)
-
-    def weight_count(self) -> int:
-        return 0 if self.w is None else int(self.w.size)
-
-    def bias_bytes(self) -> int:
-        return 0 if self.bias is None else 4 * int(self.bias.size)
-
-    def requant_bytes(self) -> int:
-        return 0 if self.rq is None else self.rq.param_bytes()

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import numpy as np
 
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 
 
 class Pad(Op):
     kind = "pad"
 
-    def __init__(self, name, x, y, pads, mode="constant", value=0, axes=None):
-        super().__init__(name, [x], [y])
-        self.pads = [int(p) for p in pads]
-        self.mode = mode
-        self.value = value
-        self.axes = axes
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.pads = [int(p) for p in at["pads"]]
+        self.mode = at["mode"]
+        self.value = at["value"]
+        self.axes = at["axes"]
 
     def run(self, values, mode):
         x = values[0]

@@ -23,26 +23,9 @@ import itertools
 import numpy as np
 
 from edgeflow.runtime import quant
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
-from edgeflow.runtime.ops.conv import conv_output_size, resolve_pads
-
-
-def _pool_geometry(x_shape, kernel, strides, pads_attr, auto_pad, ceil_mode, dilations=None):
-    nd = len(kernel)
-    dil = tuple(dilations or (1,) * nd)
-    sp = tuple(x_shape[2:])
-    pads = resolve_pads(auto_pad, sp, kernel, strides, dil, pads_attr)
-    out = []
-    for i in range(nd):
-        if ceil_mode:
-            eff = dil[i] * (kernel[i] - 1) + 1
-            o = -(-(sp[i] + pads[i] + pads[i + nd] - eff) // strides[i]) + 1
-            if (o - 1) * strides[i] >= sp[i] + pads[i]:
-                o -= 1
-        else:
-            o = conv_output_size(sp[i], kernel[i], strides[i], dil[i], pads[i], pads[i + nd])
-        out.append(o)
-    return pads, tuple(out), dil
+from edgeflow.runtime.shapes import pool_geometry
 
 
 def _taps(x: np.ndarray, kernel, strides, pads, out, dil, fill):
@@ -51,8 +34,6 @@ def _taps(x: np.ndarray, kernel, strides, pads, out, dil, fill):
     width = [(0, 0), (0, 0)] + [(pads[i], pads[i + nd] + strides[i] * out[i]) for i in range(nd)]
     xp = np.pad(x, width, mode="constant", constant_values=fill)
     valid = np.pad(np.ones(x.shape[2:], dtype=bool), width[2:], mode="constant", constant_values=False)
-    import itertools
-
     for idx in itertools.product(*[range(k) for k in kernel]):
         sl = tuple(slice(idx[i] * dil[i], idx[i] * dil[i] + strides[i] * (out[i] - 1) + 1, strides[i]) for i in range(nd))
         yield xp[(slice(None), slice(None)) + sl], valid[sl]
@@ -61,15 +42,16 @@ def _taps(x: np.ndarray, kernel, strides, pads, out, dil, fill):
 class MaxPool(Op):
     kind = "max_pool"
 
-    def __init__(self, name, x, y, kernel, strides=None, pads=None, auto_pad="NOTSET", ceil_mode=0, dilations=None):
-        super().__init__(name, [x], [y])
-        self.kernel = tuple(kernel)
-        self.strides = tuple(strides or (1,) * len(kernel))
-        self.pads_attr, self.auto_pad, self.ceil_mode, self.dil = pads, auto_pad, int(ceil_mode), dilations
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.kernel = tuple(at["kernel"])
+        self.strides = tuple(at["strides"] or (1,) * len(self.kernel))
+        self.pads_attr, self.auto_pad, self.ceil_mode, self.dil = at["pads"], at["auto_pad"], int(at["ceil_mode"]), at["dilations"]
 
     def run(self, values, mode):
         x = values[0]
-        pads, out, dil = _pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode, self.dil)
+        pads, out, dil = pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode, self.dil)
         lo = quant.qrange(x.dtype)[0]
         # channel-last: the taps' inner loops run over contiguous channels, and the output keeps
         # the channel-last layout of a conv's output (returned as its NCHW-shaped view)
@@ -88,29 +70,26 @@ class MaxPool(Op):
                 np.maximum(res, tap, out=res)
         return [np.moveaxis(res, -1, 1)]
 
-    def macs(self, in_shapes, out_shapes):
-        return 0
-
 
 class AveragePool(Op):
     kind = "avg_pool"
 
-    def __init__(self, name, x, y, kernel, sx, zpx, sy, zpy, out_dtype, strides=None, pads=None, auto_pad="NOTSET",
-                 ceil_mode=0, count_include_pad=0):
-        super().__init__(name, [x], [y])
-        self.kernel = tuple(kernel)
-        self.strides = tuple(strides or (1,) * len(kernel))
-        self.pads_attr, self.auto_pad, self.ceil_mode = pads, auto_pad, int(ceil_mode)
-        self.count_include_pad = int(count_include_pad)
-        self.sx, self.sy = np.float32(sx), np.float32(sy)
-        self.zpx, self.zpy = int(zpx), int(zpy)
-        self.out_dtype = np.dtype(out_dtype)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.kernel = tuple(at["kernel"])
+        self.strides = tuple(at["strides"] or (1,) * len(self.kernel))
+        self.pads_attr, self.auto_pad, self.ceil_mode = at["pads"], at["auto_pad"], int(at["ceil_mode"])
+        self.count_include_pad = int(at["count_include_pad"])
+        self.sx, self.sy = np.float32(at["in_scale"]), np.float32(at["out_scale"])
+        self.zpx, self.zpy = int(at["in_zero_point"]), int(at["out_zero_point"])
+        self.out_dtype = np.dtype(at["out_dtype"])
         self.m, self.sh = quant.quantize_multiplier(float(self.sx) / float(self.sy))
         self.same = self.sx == self.sy and self.zpx == self.zpy
 
     def run(self, values, mode):
         x = values[0]
-        pads, out, dil = _pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode)
+        pads, out, dil = pool_geometry(x.shape, self.kernel, self.strides, self.pads_attr, self.auto_pad, self.ceil_mode)
         qmin, qmax = quant.qrange(self.out_dtype)
         if mode == "onnx":
             xd = (self.sx * (x.astype(np.int32) - self.zpx).astype(np.float32)).astype(np.float32)
@@ -137,21 +116,16 @@ class AveragePool(Op):
             avg = quant.multiply_by_quantized_multiplier(avg, self.m, self.sh)
         return [np.clip(avg + self.zpy, qmin, qmax).astype(self.out_dtype)]
 
-    def macs(self, in_shapes, out_shapes):
-        return int(np.prod(out_shapes[0][1:])) * int(np.prod(self.kernel))
-
-    def requant_bytes(self) -> int:
-        return 0 if self.same else 8
-
 
 class GlobalAveragePool(Op):
     kind = "global_avg_pool"
 
-    def __init__(self, name, x, y, sx, zpx, sy, zpy, out_dtype):
-        super().__init__(name, [x], [y])
-        self.sx, self.sy = np.float32(sx), np.float32(sy)
-        self.zpx, self.zpy = int(zpx), int(zpy)
-        self.out_dtype = np.dtype(out_dtype)
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.sx, self.sy = np.float32(at["in_scale"]), np.float32(at["out_scale"])
+        self.zpx, self.zpy = int(at["in_zero_point"]), int(at["out_zero_point"])
+        self.out_dtype = np.dtype(at["out_dtype"])
 
     def run(self, values, mode):
         x = values[0]
@@ -164,9 +138,3 @@ class GlobalAveragePool(Op):
             mult, sh = quant.quantize_multiplier(float(self.sx) / (float(self.sy) * n))
             q = quant.requantize_tflm(acc, mult, sh, self.zpy, self.out_dtype)
         return [q.reshape(x.shape[:2] + (1,) * (x.ndim - 2))]
-
-    def macs(self, in_shapes, out_shapes):
-        return int(np.prod(in_shapes[0][1:]))
-
-    def requant_bytes(self) -> int:
-        return 8

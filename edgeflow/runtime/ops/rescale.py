@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from edgeflow.runtime import quant
+from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 
 
@@ -30,16 +31,15 @@ def rescale(q, sx, zpx, sy, zpy, out_dtype, mode, lo=None, hi=None):
 class Rescale(Op):
     kind = "rescale"
 
-    def __init__(self, name, x, y, sx, zpx, sy, zpy, out_dtype, lo=None, hi=None):
-        super().__init__(name, [x], [y])
-        self.sx, self.zpx, self.sy, self.zpy = np.float32(sx), int(zpx), np.float32(sy), int(zpy)
-        self.out_dtype, self.lo, self.hi = np.dtype(out_dtype), lo, hi
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.sx, self.zpx = np.float32(at["in_scale"]), int(at["in_zero_point"])
+        self.sy, self.zpy = np.float32(at["out_scale"]), int(at["out_zero_point"])
+        self.out_dtype, self.lo, self.hi = np.dtype(at["out_dtype"]), at["lo"], at["hi"]
 
     def run(self, values, mode):
         return [rescale(values[0], self.sx, self.zpx, self.sy, self.zpy, self.out_dtype, mode, self.lo, self.hi)]
-
-    def requant_bytes(self) -> int:
-        return 8
 
 
 class Clamp(Op):
@@ -47,9 +47,11 @@ class Clamp(Op):
 
     kind = "clamp"
 
-    def __init__(self, name, x, y, lo, hi, scale, zp, dtype):
-        super().__init__(name, [x], [y])
-        self.range = {m: quant.activation_range("clip", lo, hi, scale, zp, np.dtype(dtype), m) for m in quant.MODES}
+    def __init__(self, node: Node) -> None:
+        super().__init__(node)
+        at = node.attrs
+        self.range = {m: quant.activation_range("clip", at["lo"], at["hi"], at["in_scale"], at["in_zero_point"],
+                                                np.dtype(at["in_dtype"]), m) for m in quant.MODES}
 
     def run(self, values, mode):
         a, b = self.range[mode]

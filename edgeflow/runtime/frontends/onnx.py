@@ -1,4 +1,4 @@
-"""ONNX → integer program lowering (QDQ and QOperator forms).
+"""ONNX frontend: a quantized ONNX model (QDQ or QOperator form) → the runtime IR (``Graph``).
 
 QDQ: every ``DequantizeLinear`` of a runtime integer tensor becomes an *alias* (no compute); a
 float op whose inputs are aliases (or dequantized constants) and whose output goes, optionally
@@ -23,21 +23,12 @@ from typing import Any
 
 import numpy as np
 
+from edgeflow.runtime import shapes
 from edgeflow.runtime.errors import RuntimeModelError, UnsupportedOpError
-from edgeflow.runtime.ops.add import Add
-from edgeflow.runtime.ops.base import Op, Requant
-from edgeflow.runtime.ops.boundary import Dequantize, Quantize, Softmax
-from edgeflow.runtime.ops.concat import Concat
-from edgeflow.runtime.ops.conv import Conv
-from edgeflow.runtime.ops.fully_connected import FullyConnected
-from edgeflow.runtime.ops.pad import Pad
-from edgeflow.runtime.ops.pool import AveragePool, GlobalAveragePool, MaxPool
-from edgeflow.runtime.ops.rescale import Clamp, Rescale
-from edgeflow.runtime.ops.shape import Reshape, Transpose
+from edgeflow.runtime.frontends import nodes as N
+from edgeflow.runtime.ir import Graph, GraphInput, Node, TensorSpec
 
 WEIGHT_BITS_KEY = "edgeflow.weight_bits"
-
-MOVEMENT = {"Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "MaxPool", "Identity", "Dropout", "Pad"}
 
 
 @dataclass
@@ -58,13 +49,6 @@ class ConstQ:
     zp: np.ndarray
     axis: int
     name: str
-
-
-@dataclass
-class GraphInput:
-    name: str
-    dtype: np.dtype
-    shape: tuple[Any, ...]  # int or None (symbolic)
 
 
 def read_model(path: str | Path):
@@ -96,8 +80,10 @@ def _np_dtype(elem_type: int) -> np.dtype:
 
 
 class Lowerer:
+    """Walks an ONNX graph once in order, emitting IR nodes into ``ops`` (``_op_<OpType>`` per
+    ONNX op type) and recording each integer tensor's quantization in ``qt``."""
+
     def __init__(self, model) -> None:
-        import onnx
         from onnx import numpy_helper
 
         self.model = model
@@ -114,7 +100,7 @@ class Lowerer:
         self.alias: dict[str, str] = {}
         self.cq: dict[str, ConstQ] = {}
         self.floats: set[str] = set()
-        self.ops: list[Op] = []
+        self.nodes: list[Node] = []
         self.done: set[int] = set()
         self.dequantized: dict[str, str] = {}
         self.inputs: list[GraphInput] = []
@@ -136,7 +122,6 @@ class Lowerer:
                     self.weight_bits = {str(k): int(v) for k, v in json.loads(p.value).items()}
                 except (ValueError, AttributeError):
                     raise RuntimeModelError(f"metadata {WEIGHT_BITS_KEY!r} is not a JSON object of bit-widths") from None
-        self._onnx = onnx
 
     # ------------------------------------------------------------------ helpers
     def scalar(self, name: str, node, what: str) -> np.ndarray:
@@ -203,7 +188,7 @@ class Lowerer:
 
     def alias_int(self, name: str, target: str) -> None:
         """Make integer tensor ``name`` the same values as ``target`` (a zero-copy identity)."""
-        self.ops.append(Reshape(f"{name}/identity", target, name, shape=None, squeeze_axes=None, unsqueeze_axes=[]))
+        self.nodes.append(N.reshape(f"{name}/identity", target, name, unsqueeze_axes=[]))
         self.qt[name] = self.qt[target]
 
     def activation(self, node):
@@ -230,13 +215,13 @@ class Lowerer:
         iname = self.alias[name]
         if name not in self.dequantized:
             info = self.qt[iname]
-            self.ops.append(Dequantize(f"{name}/dequantize", iname, name, info.scale, info.zp))
+            self.nodes.append(N.dequantize(f"{name}/dequantize", iname, name, info.scale, info.zp))
             self.dequantized[name] = name
             self.floats.add(name)
         return name
 
     # ------------------------------------------------------------------ lowering
-    def lower(self) -> list[Op]:
+    def lower(self) -> list[Node]:
         for node in self.graph.node:
             if id(node) in self.done:
                 continue
@@ -254,7 +239,7 @@ class Lowerer:
                 self.float_of(out)
             if out not in self.qt and out not in self.floats:
                 raise RuntimeModelError(f"graph output {out!r} is not produced by any supported op")
-        return self.ops
+        return self.nodes
 
     # ---- constants and Q/DQ
     def _op_Constant(self, node):
@@ -290,7 +275,7 @@ class Lowerer:
         if s.size != 1:
             raise UnsupportedOpError(node.op_type, node.name, "per-channel activation quantization")
         if x in self.floats:
-            self.ops.append(Quantize(node.name or y, x, y, s, zp, zp.dtype, axis))
+            self.nodes.append(N.quantize(node.name or y, x, y, s, zp, axis))
             self.new_qt(y, s, zp, zp.dtype)
             return
         if x in self.alias:  # DQ → Q directly
@@ -298,7 +283,7 @@ class Lowerer:
             if np.float32(info.scale) == np.float32(s.reshape(-1)[0]) and info.zp == int(zp.reshape(-1)[0]) and info.dtype == zp.dtype:
                 self.alias_int(y, src)
             else:
-                self.ops.append(Rescale(node.name or y, src, y, info.scale, info.zp, s.reshape(-1)[0], zp.reshape(-1)[0], zp.dtype))
+                self.nodes.append(N.rescale(node.name or y, src, y, info.scale, info.zp, s.reshape(-1)[0], zp.reshape(-1)[0], zp.dtype))
                 self.new_qt(y, s, zp, zp.dtype)
             return
         raise UnsupportedOpError(node.op_type, node.name, f"input {x!r} comes from an op that is not lowered to integers")
@@ -326,31 +311,24 @@ class Lowerer:
 
     # ---- compute ops (QDQ form)
     def _conv(self, node, x_name, xinfo: QInfo, w: ConstQ, bias_q: np.ndarray | None, oq, float_bias=None):
-        at = _attrs(node)
         s_w = np.broadcast_to(w.scale, (w.q.shape[0],)) if w.scale.size > 1 else w.scale
         if w.scale.size > 1 and w.axis not in (0, -w.q.ndim):
             raise ValueError("per-channel weights must be quantized along the output-channel axis")
         if float_bias is not None:  # an unquantized float bias: quantize it as the device would
             bias_q = np.rint(float_bias.astype(np.float64) / (np.float64(xinfo.scale) * s_w.astype(np.float64))).astype(np.int64)
-        kw = dict(strides=at.get("strides"), pads=at.get("pads"), dilations=at.get("dilations"),
-                  group=at.get("group", 1), auto_pad=at.get("auto_pad", b"NOTSET").decode()
-                  if isinstance(at.get("auto_pad", "NOTSET"), bytes) else at.get("auto_pad", "NOTSET"))
+        kw = _conv_attrs(node, w.q.ndim - 2)
+        bits = self.weight_bits.get(w.name, 8 * w.q.itemsize)
         if oq is None:
             y = node.output[0]
-            op = Conv(node.name or y, x_name, y + "/acc", w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, None, **kw)
-            self.ops.append(op)
+            self.nodes.append(N.conv(node.name or y, x_name, y + "/acc", w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, None, bits, **kw))
             self.qt[y + "/acc"] = QInfo(1.0, 0, np.dtype(np.int32))
-            self.ops.append(Dequantize(y + "/dequantize", y + "/acc", y, np.float32(xinfo.scale) * s_w.astype(np.float32), 0 * w.zp, axis=1))
+            self.nodes.append(N.dequantize(y + "/dequantize", y + "/acc", y, np.float32(xinfo.scale) * s_w.astype(np.float32), 0 * w.zp, axis=1))
             self.floats.add(y)
         else:
             yname, sy, zpy, dt, act = oq
-            rq = Requant(xinfo.scale, s_w, sy, zpy, dt, act)
-            op = Conv(node.name or yname, x_name, yname, w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, rq, **kw)
-            self.ops.append(op)
+            rq = N.requant(xinfo.scale, s_w, sy, zpy, dt, act)
+            self.nodes.append(N.conv(node.name or yname, x_name, yname, w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, rq, bits, **kw))
             self.new_qt(yname, sy, zpy, dt)
-        op.weight_name = w.name
-        op.weight_bits = self.weight_bits.get(w.name, 8 * w.q.itemsize)
-        return op
 
     def _bias(self, node, idx):
         if len(node.input) <= idx or not node.input[idx]:
@@ -375,20 +353,17 @@ class Lowerer:
         if float_bias is not None:
             bias_q = np.rint(float_bias.astype(np.float64) / (np.float64(ainfo.scale) * s_w.astype(np.float64))).astype(np.int64)
         y = node.output[0]
+        bits = self.weight_bits.get(w_name, 8 * wq.itemsize)
         if oq is None:
-            op = FullyConnected(node.name or y, a_name, y + "/acc", wq, w_zp, bias_q, ainfo.zp, ainfo.dtype, None)
-            self.ops.append(op)
+            self.nodes.append(N.fully_connected(node.name or y, a_name, y + "/acc", wq, w_zp, bias_q, ainfo.zp, ainfo.dtype, None, bits))
             self.qt[y + "/acc"] = QInfo(1.0, 0, np.dtype(np.int32))
-            self.ops.append(Dequantize(y + "/dequantize", y + "/acc", y, np.float32(ainfo.scale) * s_w, np.zeros(s_w.shape, np.int32), axis=-1))
+            self.nodes.append(N.dequantize(y + "/dequantize", y + "/acc", y, np.float32(ainfo.scale) * s_w, np.zeros(s_w.shape, np.int32), axis=-1))
             self.floats.add(y)
         else:
             yname, sy, zpy, dt, act = oq
-            op = FullyConnected(node.name or yname, a_name, yname, wq, w_zp, bias_q, ainfo.zp, ainfo.dtype,
-                                Requant(ainfo.scale, s_w, sy, zpy, dt, act))
-            self.ops.append(op)
+            self.nodes.append(N.fully_connected(node.name or yname, a_name, yname, wq, w_zp, bias_q, ainfo.zp, ainfo.dtype,
+                                              N.requant(ainfo.scale, s_w, sy, zpy, dt, act), bits))
             self.new_qt(yname, sy, zpy, dt)
-        op.weight_name = w_name
-        op.weight_bits = self.weight_bits.get(w_name, 8 * wq.itemsize)
 
     def _op_Gemm(self, node):
         at = _attrs(node)
@@ -416,8 +391,9 @@ class Lowerer:
         if oq is None:
             raise UnsupportedOpError(node.op_type, node.name, "activation matmul output must be quantized")
         yname, sy, zpy, dt, act = oq
-        self.ops.append(FullyConnected(node.name or yname, a_name, yname, None, binfo.zp, None, ainfo.zp, ainfo.dtype,
-                                       Requant(ainfo.scale, np.float32(binfo.scale), sy, zpy, dt, act), b_input=b_name, b_dtype=binfo.dtype))
+        self.nodes.append(N.fully_connected(node.name or yname, a_name, yname, None, binfo.zp, None, ainfo.zp, ainfo.dtype,
+                                          N.requant(ainfo.scale, np.float32(binfo.scale), sy, zpy, dt, act), b_input=b_name,
+                                          b_dtype=binfo.dtype))
         self.new_qt(yname, sy, zpy, dt)
 
     def _op_Add(self, node):
@@ -431,14 +407,14 @@ class Lowerer:
         a_name, ainfo = self.act(a, node)
         if self.is_act(b):
             b_name, binfo = self.act(b, node)
-            op = Add(node.name or yname, a_name, b_name, yname, ainfo.scale, ainfo.zp, binfo.scale, binfo.zp, sy, zpy, dt, act)
+            op = N.add(node.name or yname, a_name, b_name, yname, ainfo.scale, ainfo.zp, binfo.scale, binfo.zp, sy, zpy, dt, act)
         else:
             c = self.const(b, node, "addend")
             if c.scale.size != 1:
                 raise ValueError("per-channel constant addend")
-            op = Add(node.name or yname, a_name, "", yname, ainfo.scale, ainfo.zp, float(c.scale[0]), int(c.zp[0]), sy, zpy,
+            op = N.add(node.name or yname, a_name, None, yname, ainfo.scale, ainfo.zp, float(c.scale[0]), int(c.zp[0]), sy, zpy,
                      dt, act, const_b=c.q)
-        self.ops.append(op)
+        self.nodes.append(op)
         self.new_qt(yname, sy, zpy, dt)
 
     def _pool_common(self, node):
@@ -451,15 +427,14 @@ class Lowerer:
     def _op_AveragePool(self, node):
         x_name, xinfo, (yname, sy, zpy, dt, _) = self._pool_common(node)
         at = _attrs(node)
-        op = AveragePool(node.name or yname, x_name, yname, at["kernel_shape"], xinfo.scale, xinfo.zp, sy, zpy, dt,
-                         at.get("strides"), at.get("pads"), _s(at.get("auto_pad", "NOTSET")),
-                         at.get("ceil_mode", 0), at.get("count_include_pad", 0))
-        self.ops.append(op)
+        self.nodes.append(N.avg_pool(node.name or yname, x_name, yname, at["kernel_shape"], xinfo.scale, xinfo.zp, sy, zpy, dt,
+                                   at.get("strides"), at.get("pads"), _s(at.get("auto_pad", "NOTSET")),
+                                   at.get("ceil_mode", 0), at.get("count_include_pad", 0)))
         self.new_qt(yname, sy, zpy, dt)
 
     def _op_GlobalAveragePool(self, node):
         x_name, xinfo, (yname, sy, zpy, dt, _) = self._pool_common(node)
-        self.ops.append(GlobalAveragePool(node.name or yname, x_name, yname, xinfo.scale, xinfo.zp, sy, zpy, dt))
+        self.nodes.append(N.global_avg_pool(node.name or yname, x_name, yname, xinfo.scale, xinfo.zp, sy, zpy, dt))
         self.new_qt(yname, sy, zpy, dt)
 
     def _op_Concat(self, node):
@@ -472,7 +447,7 @@ class Lowerer:
             n, info = self.act(i, node)
             names.append(n)
             params.append((info.scale, info.zp))
-        self.ops.append(Concat(node.name or yname, names, yname, _attrs(node)["axis"], params, sy, zpy, dt))
+        self.nodes.append(N.concat(node.name or yname, names, yname, _attrs(node)["axis"], params, sy, zpy, dt))
         self.new_qt(yname, sy, zpy, dt)
 
     # ---- activations on their own
@@ -488,49 +463,49 @@ class Lowerer:
         oq = self.out_quant(node, allow_act=False)
         if oq is None or (np.float32(oq[1]) == np.float32(xinfo.scale) and oq[2] == xinfo.zp and oq[3] == xinfo.dtype):
             y = oq[0] if oq else node.output[0] + "/q"
-            self.ops.append(Clamp(node.name or y, x_name, y, lo, hi, xinfo.scale, xinfo.zp, xinfo.dtype))
+            self.nodes.append(N.clamp(node.name or y, x_name, y, lo, hi, xinfo.scale, xinfo.zp, xinfo.dtype))
             self.qt[y] = xinfo
             if oq is None:
                 self.alias[node.output[0]] = y
             return
         yname, sy, zpy, dt, _ = oq
-        self.ops.append(Rescale(node.name or yname, x_name, yname, xinfo.scale, xinfo.zp, sy, zpy, dt, lo, hi))
+        self.nodes.append(N.rescale(node.name or yname, x_name, yname, xinfo.scale, xinfo.zp, sy, zpy, dt, lo, hi))
         self.new_qt(yname, sy, zpy, dt)
 
     # ---- data movement (QDQ and QOperator)
     def _movement(self, node, make):
         if node.input[0] in self.floats:  # float data movement at the input boundary (e.g. Flatten)
-            self.ops.append(make(node.input[0], node.output[0]))
+            self.nodes.append(make(node.input[0], node.output[0]))
             self.floats.add(node.output[0])
             return
         x_name, xinfo = self.act(node.input[0], node)
         oq = self.out_quant(node, allow_act=False)
         if oq is None:
             y = node.output[0] if (node.input[0] not in self.alias) else node.output[0] + "/q"
-            self.ops.append(make(x_name, y))
+            self.nodes.append(make(x_name, y))
             self.qt[y] = xinfo
             if y != node.output[0]:
                 self.alias[node.output[0]] = y
             return
         yname, sy, zpy, dt, _ = oq
         if np.float32(sy) == np.float32(xinfo.scale) and zpy == xinfo.zp and dt == xinfo.dtype:
-            self.ops.append(make(x_name, yname))
+            self.nodes.append(make(x_name, yname))
             self.qt[yname] = xinfo
         else:
             mid = yname + "/moved"
-            self.ops.append(make(x_name, mid))
+            self.nodes.append(make(x_name, mid))
             self.qt[mid] = xinfo
-            self.ops.append(Rescale(yname + "/rescale", mid, yname, xinfo.scale, xinfo.zp, sy, zpy, dt))
+            self.nodes.append(N.rescale(yname + "/rescale", mid, yname, xinfo.scale, xinfo.zp, sy, zpy, dt))
             self.new_qt(yname, sy, zpy, dt)
 
     def _op_Reshape(self, node):
         shape = self.scalar(node.input[1], node, "shape")
         az = _attrs(node).get("allowzero", 0)
-        self._movement(node, lambda x, y: Reshape(node.name or y, x, y, shape=shape, allowzero=az))
+        self._movement(node, lambda x, y: N.reshape(node.name or y, x, y, shape=shape, allowzero=az))
 
     def _op_Flatten(self, node):
         ax = _attrs(node).get("axis", 1)
-        self._movement(node, lambda x, y: Reshape(node.name or y, x, y, flatten_axis=ax))
+        self._movement(node, lambda x, y: N.reshape(node.name or y, x, y, flatten_axis=ax))
 
     def _axes(self, node):
         at = _attrs(node)
@@ -542,15 +517,15 @@ class Lowerer:
 
     def _op_Squeeze(self, node):
         axes = self._axes(node)
-        self._movement(node, lambda x, y: Reshape(node.name or y, x, y, squeeze_axes=axes))
+        self._movement(node, lambda x, y: N.reshape(node.name or y, x, y, squeeze_axes=axes))
 
     def _op_Unsqueeze(self, node):
         axes = self._axes(node)
-        self._movement(node, lambda x, y: Reshape(node.name or y, x, y, unsqueeze_axes=axes))
+        self._movement(node, lambda x, y: N.reshape(node.name or y, x, y, unsqueeze_axes=axes))
 
     def _op_Transpose(self, node):
         perm = _attrs(node).get("perm")
-        self._movement(node, lambda x, y: Transpose(node.name or y, x, y, perm))
+        self._movement(node, lambda x, y: N.transpose(node.name or y, x, y, perm))
 
     def _op_Identity(self, node):
         if node.input[0] in self.init:
@@ -559,7 +534,7 @@ class Lowerer:
         if node.input[0] in self.cq:
             self.cq[node.output[0]] = self.cq[node.input[0]]
             return
-        self._movement(node, lambda x, y: Reshape(node.name or y, x, y, unsqueeze_axes=[]))
+        self._movement(node, lambda x, y: N.reshape(node.name or y, x, y, unsqueeze_axes=[]))
 
     _op_Dropout = _op_Identity
 
@@ -569,8 +544,9 @@ class Lowerer:
             raise UnsupportedOpError(node.op_type, node.name, "Indices output")
         if at.get("storage_order", 0):
             raise UnsupportedOpError(node.op_type, node.name, "storage_order=1")
-        self._movement(node, lambda x, y: MaxPool(node.name or y, x, y, at["kernel_shape"], at.get("strides"), at.get("pads"),
-                                                  _s(at.get("auto_pad", "NOTSET")), at.get("ceil_mode", 0), at.get("dilations")))
+        self._movement(node, lambda x, y: N.max_pool(node.name or y, x, y, at["kernel_shape"], at.get("strides"), at.get("pads"),
+                                                     _s(at.get("auto_pad", "NOTSET")), at.get("ceil_mode", 0),
+                                                     at.get("dilations")))
 
     def _op_Pad(self, node):
         at = _attrs(node)
@@ -592,7 +568,7 @@ class Lowerer:
         axes = None
         if len(node.input) > 3 and node.input[3]:
             axes = [int(a) for a in np.asarray(self.scalar(node.input[3], node, "axes")).reshape(-1)]
-        self._movement(node, lambda x, y: Pad(node.name or y, x, y, pads, mode, value, axes))
+        self._movement(node, lambda x, y: N.pad(node.name or y, x, y, pads, mode, value, axes))
 
     def _op_Softmax(self, node):
         x = node.input[0]
@@ -600,9 +576,9 @@ class Lowerer:
         y = node.output[0]
         if x in self.alias:
             iname, info = self.act(x, node)
-            self.ops.append(Softmax(node.name or y, iname, y, axis, info.scale, info.zp))
+            self.nodes.append(N.softmax(node.name or y, iname, y, axis, info.scale, info.zp))
         elif x in self.floats:
-            self.ops.append(Softmax(node.name or y, x, y, axis))
+            self.nodes.append(N.softmax(node.name or y, x, y, axis))
         else:
             raise UnsupportedOpError(node.op_type, node.name, f"input {x!r} is not available")
         self.floats.add(y)
@@ -641,12 +617,9 @@ class Lowerer:
         xzp = int(np.asarray(self.init[self._in(node, 2)]).reshape(-1)[0]) if self._in(node, 2) else 0
         wq = self.scalar(node.input[1], node, "w")
         wzp = np.asarray(self.init[self._in(node, 3)], np.int64).reshape(-1) if self._in(node, 3) else np.zeros(1, np.int64)
-        at = _attrs(node)
         y = node.output[0]
-        op = Conv(node.name or y, x_name, y, wq, wzp, None, xzp, self.qt[x_name].dtype, None, strides=at.get("strides"),
-                  pads=at.get("pads"), dilations=at.get("dilations"), group=at.get("group", 1), auto_pad=_s(at.get("auto_pad", "NOTSET")))
-        op.weight_name, op.weight_bits = node.input[1], self.weight_bits.get(node.input[1], 8)
-        self.ops.append(op)
+        self.nodes.append(N.conv(node.name or y, x_name, y, wq, wzp, None, xzp, self.qt[x_name].dtype, None,
+                               self.weight_bits.get(node.input[1], 8), **_conv_attrs(node, wq.ndim - 2)))
         self.qt[y] = QInfo(1.0, 0, np.dtype(np.int32))
 
     def _op_MatMulInteger(self, node):
@@ -658,11 +631,10 @@ class Lowerer:
         y = node.output[0]
         b = node.input[1]
         if b in self.init:
-            op = FullyConnected(node.name or y, a, y, self.init[b], bzp, None, azp, self.qt[a].dtype, None)
-            op.weight_name, op.weight_bits = b, self.weight_bits.get(b, 8)
+            op = N.fully_connected(node.name or y, a, y, self.init[b], bzp, None, azp, self.qt[a].dtype, None, self.weight_bits.get(b, 8))
         else:
-            op = FullyConnected(node.name or y, a, y, None, bzp, None, azp, self.qt[a].dtype, None, b_input=b, b_dtype=self.qt[b].dtype)
-        self.ops.append(op)
+            op = N.fully_connected(node.name or y, a, y, None, bzp, None, azp, self.qt[a].dtype, None, b_input=b, b_dtype=self.qt[b].dtype)
+        self.nodes.append(op)
         self.qt[y] = QInfo(1.0, 0, np.dtype(np.int32))
 
     def _op_QLinearMatMul(self, node):
@@ -679,8 +651,8 @@ class Lowerer:
         if i[3] in self.init:
             self._fc(node, a, ainfo, self.init[i[3]], bs, bzp, i[3], None, (y, sy, zpy, dt, (None, None, None)))
         else:
-            self.ops.append(FullyConnected(node.name or y, a, y, None, bzp, None, zpa, ainfo.dtype,
-                                           Requant(sa, bs, sy, zpy, dt), b_input=i[3], b_dtype=self.qt[i[3]].dtype))
+            self.nodes.append(N.fully_connected(node.name or y, a, y, None, bzp, None, zpa, ainfo.dtype,
+                                              N.requant(sa, bs, sy, zpy, dt), b_input=i[3], b_dtype=self.qt[i[3]].dtype))
 
     def _op_QGemm(self, node):
         at = _attrs(node)
@@ -712,11 +684,11 @@ class Lowerer:
         y, sy, zpy, dt = self._qop_out(node, i[6], self._in(node, 7))
         a, b = i[0], i[3]
         if a in self.qt and b in self.qt:
-            self.ops.append(Add(node.name or y, a, b, y, sa, zpa, sb, zpb, sy, zpy, dt))
+            self.nodes.append(N.add(node.name or y, a, b, y, sa, zpa, sb, zpb, sy, zpy, dt))
         elif a in self.qt and b in self.init:
-            self.ops.append(Add(node.name or y, a, "", y, sa, zpa, sb, zpb, sy, zpy, dt, const_b=self.init[b]))
+            self.nodes.append(N.add(node.name or y, a, None, y, sa, zpa, sb, zpb, sy, zpy, dt, const_b=self.init[b]))
         elif b in self.qt and a in self.init:
-            self.ops.append(Add(node.name or y, b, "", y, sb, zpb, sa, zpa, sy, zpy, dt, const_b=self.init[a]))
+            self.nodes.append(N.add(node.name or y, b, None, y, sb, zpb, sa, zpa, sy, zpy, dt, const_b=self.init[a]))
         else:
             raise UnsupportedOpError(node.op_type, node.name, "inputs are not integer tensors")
 
@@ -733,21 +705,64 @@ class Lowerer:
 
     def _op_QLinearGlobalAveragePool(self, node):
         x, sx, zpx, y, sy, zpy, dt = self._qpool_in(node)
-        self.ops.append(GlobalAveragePool(node.name or y, x, y, sx, zpx, sy, zpy, dt))
+        self.nodes.append(N.global_avg_pool(node.name or y, x, y, sx, zpx, sy, zpy, dt))
 
     def _op_QLinearAveragePool(self, node):
         x, sx, zpx, y, sy, zpy, dt = self._qpool_in(node)
         at = _attrs(node)
-        self.ops.append(AveragePool(node.name or y, x, y, at["kernel_shape"], sx, zpx, sy, zpy, dt, at.get("strides"),
-                                    at.get("pads"), _s(at.get("auto_pad", "NOTSET")), at.get("ceil_mode", 0),
-                                    at.get("count_include_pad", 0)))
+        self.nodes.append(N.avg_pool(node.name or y, x, y, at["kernel_shape"], sx, zpx, sy, zpy, dt, at.get("strides"),
+                                   at.get("pads"), _s(at.get("auto_pad", "NOTSET")), at.get("ceil_mode", 0),
+                                   at.get("count_include_pad", 0)))
 
 
 def _s(v) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
-def lower(model) -> tuple[list[Op], Lowerer]:
+def _conv_attrs(node, nd: int) -> dict[str, Any]:
+    """Conv geometry attributes of an ONNX Conv / QLinearConv / ConvInteger node (1-D or 2-D)."""
+    if nd not in (1, 2):
+        raise ValueError(f"{nd}-D convolution")
+    at = _attrs(node)
+    return dict(strides=at.get("strides"), pads=at.get("pads"), dilations=at.get("dilations"), group=at.get("group", 1),
+                auto_pad=_s(at.get("auto_pad", "NOTSET")))
+
+
+def _tensors(graph: Graph, qt: dict[str, QInfo]) -> dict[str, TensorSpec]:
+    """Every runtime tensor's spec: dtype by the nodes' rules, static shape for one sample (batch 1;
+    ``None`` throughout when an input has other symbolic dims or a node's shape rule fails at
+    batch 1), quantization from the lowering (none for float tensors and for integer graph inputs,
+    whose parameters come with each consuming node)."""
+    dims = {gi.name: tuple(1 if (d is None and k == 0) else d for k, d in enumerate(gi.shape)) for gi in graph.inputs}
+    static = None
+    if all(d is not None for s in dims.values() for d in s):
+        try:
+            static = shapes.infer(graph, dims)
+        except ValueError:
+            static = None
+    dtypes = {gi.name: gi.dtype for gi in graph.inputs}
+    for node in graph.nodes:
+        dt = shapes.output_dtype(node, dtypes[node.inputs[0]])
+        for name in node.outputs:
+            dtypes[name] = dt
+    inputs = {gi.name for gi in graph.inputs}
+    out = {}
+    for name, dt in dtypes.items():
+        q = qt.get(name) if name not in inputs and dt.kind in "iu" else None
+        out[name] = TensorSpec(name, dt, None if static is None else static[name],
+                               None if q is None else float(q.scale), None if q is None else int(q.zp))
+    return out
+
+
+def to_ir(model) -> Graph:
+    """Lower an ``onnx.ModelProto`` (QDQ or QOperator) to the runtime's IR."""
     low = Lowerer(model)
-    ops = low.lower()
-    return ops, low
+    nodes = low.lower()
+    graph = Graph(low.inputs, low.graph_outputs, nodes, {})
+    graph.tensors = _tensors(graph, low.qt)
+    return graph
+
+
+def load(path: str | Path) -> Graph:
+    """Read a quantized ONNX file and lower it to the runtime's IR (one-line errors)."""
+    return to_ir(read_model(path))

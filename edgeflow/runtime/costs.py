@@ -1,0 +1,71 @@
+"""Cost rules of the IR's nodes: MACs, weights, and the flash bytes of a node's constants.
+
+Read from public ``Node`` fields and static shapes (batch 1) only, so the profiler, the planner
+and a code generator count the same thing: weights at their true bit-width (``weight_bits``,
+rounded up to whole bytes), int32 biases, and one int32 multiplier + int32 shift per
+requantization (per output channel for conv / fully connected).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgeflow.runtime.ir import Node
+
+_REQUANT_PAIR = 8  # int32 multiplier + int32 shift
+
+
+def weights(node: Node) -> np.ndarray | None:
+    """The node's weight array (conv, fully connected with a constant operand), else None."""
+    return node.params.get("weight")
+
+
+def macs(node: Node, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
+    """Multiply-accumulates of one sample (batch 1 shapes)."""
+    k = node.kind
+    if k == "conv":
+        w = node.params["weight"].shape
+        return int(np.prod(out_shapes[0][1:])) * int(w[1]) * int(np.prod(w[2:]))
+    if k == "fully_connected":
+        return int(np.prod(out_shapes[0][1:])) * int(in_shapes[0][-1])
+    if k == "avg_pool":
+        return int(np.prod(out_shapes[0][1:])) * int(np.prod(node.attrs["kernel"]))
+    if k == "global_avg_pool":
+        return int(np.prod(in_shapes[0][1:]))
+    return 0
+
+
+def weight_bytes(node: Node) -> int:
+    """Dense weight storage at the node's ``weight_bits`` (0 without weights)."""
+    w = weights(node)
+    return 0 if w is None else (int(w.size) * int(node.attrs["weight_bits"]) + 7) // 8
+
+
+def bias_bytes(node: Node) -> int:
+    if node.kind in ("conv", "fully_connected") and "bias" in node.params:
+        return 4 * int(node.params["bias"].size)
+    if node.kind == "add" and "const_b" in node.params:
+        c = node.params["const_b"]
+        return int(c.size) * c.itemsize
+    return 0
+
+
+def requant_bytes(node: Node) -> int:
+    """Flash for the node's requantization parameters."""
+    at = node.attrs
+    k = node.kind
+    if k in ("conv", "fully_connected"):
+        return _REQUANT_PAIR * int(node.params["weight_scale"].size) if "out_scale" in at else 0
+    if k == "add":
+        return 3 * _REQUANT_PAIR + 3 * 4  # three multiplier/shift pairs + three offsets
+    if k == "avg_pool":
+        same = np.float32(at["in_scale"]) == np.float32(at["out_scale"]) and at["in_zero_point"] == at["out_zero_point"]
+        return 0 if same else _REQUANT_PAIR
+    if k in ("global_avg_pool", "rescale"):
+        return _REQUANT_PAIR
+    return 0
+
+
+def flash_bytes(node: Node) -> int:
+    """Weights (dense, at their bit-width) + biases + requantization parameters."""
+    return weight_bytes(node) + bias_bytes(node) + requant_bytes(node)
