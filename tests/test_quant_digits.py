@@ -99,15 +99,15 @@ def float_model(data: dict) -> tuple[nn.Module, float]:
     return model, acc
 
 
-def ptq(model: nn.Module, data: dict, **kw: object) -> nn.Module:
-    q = quantize_model(model, SHAPE, QuantConfig(**kw))
+def ptq(model: nn.Module, data: dict, bn: str = "fold", **kw: object) -> nn.Module:
+    q = quantize_model(model, SHAPE, QuantConfig(**kw), bn=bn)
     calibrate(q, calib(data))
     freeze_observers(q)
     return q
 
 
-def qat(model: nn.Module, data: dict, epochs: int = 4, **kw: object) -> nn.Module:
-    q = quantize_model(model, SHAPE, QuantConfig(**kw))
+def qat(model: nn.Module, data: dict, epochs: int = 4, bn: str = "fold", **kw: object) -> nn.Module:
+    q = quantize_model(model, SHAPE, QuantConfig(**kw), bn=bn)
     calibrate(q, calib(data))
     train(q, data, epochs=epochs, lr=1e-3)
     fold_simulated_bn(q)

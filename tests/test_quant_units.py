@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.methods.quantization import (
     ActQuantizer,
     BinaryWeightQuantizer,
@@ -155,7 +155,8 @@ def test_conversion_keeps_buffers_classes_and_first_last_bits() -> None:
 def test_qat_callback_freezes_on_schedule() -> None:
     from edgeflow.methods.quantization.callbacks import QATCallback
 
-    q = quantize_model(build_model("cnn", (1, 8, 8), 10), (1, 8, 8), QuantConfig(act_method="ema", bn="simulate"))
+    q = quantize_model(build_model("cnn", (1, 8, 8), 10), (1, 8, 8), QuantConfig(act_method="ema"),
+                       bn="simulate")
     cb = QATCallback(freeze_observers_epoch=1, freeze_bn_epoch=2)
 
     class Trainer:

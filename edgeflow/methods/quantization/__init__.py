@@ -10,54 +10,36 @@ Typical use::
     qmodel = quantize_model(model, input_shape, QuantConfig(weight_bits=8, act_bits=8))
     calibrate(qmodel, train_loader, num_batches=8)     # PTQ: observe ranges, set scales
     freeze_observers(qmodel)                           # fixed ranges (QAT: after some epochs)
+    metrics, table = quant_report(qmodel, evaluate(qmodel), float_test_acc)
 
-The Lightning callback for QAT is ``edgeflow.methods.quantization.callbacks.QATCallback``
-(imported separately, it needs Lightning).
+Names load lazily (module ``__getattr__``), so ``edgeflow.methods.quantization.spec`` (``QuantConfig``,
+``LayerSpec``, the method/format constants) stays importable without torch. The Lightning callback
+for QAT is ``edgeflow.methods.quantization.callbacks.QATCallback`` (imported separately, it needs
+Lightning).
 """
 
-from edgeflow.methods.quantization.convert import (
-    BN_MODES,
-    LAYER_KEYS,
-    LayerSpec,
-    QuantConfig,
-    act_quantizers,
-    calibrate,
-    calibration_mode,
-    fold_simulated_bn,
-    freeze_bn,
-    freeze_observers,
-    is_quantized,
-    layer_table,
-    name_matches,
-    quant_layers,
-    quant_summary,
-    quantize_model,
-    resolve_specs,
-    weight_bits_of,
-)
-from edgeflow.methods.quantization.fold import find_bn_pairs, fold_batchnorm, fold_bn_into
-from edgeflow.methods.quantization.layers import QConv1d, QConv2d, QLinear, to_quantized
-from edgeflow.methods.quantization.quantizers import (
-    ACT_METHODS,
-    WEIGHT_FORMATS,
-    WEIGHT_METHODS,
-    ActQuantizer,
-    BinaryWeightQuantizer,
-    PowerOfTwoWeightQuantizer,
-    WeightQuantizer,
-    fake_quant,
-    make_weight_quantizer,
-    round_ste,
-    sign_ste,
-)
+from __future__ import annotations
 
-__all__ = [
-    "ACT_METHODS", "WEIGHT_FORMATS", "WEIGHT_METHODS", "BN_MODES", "LAYER_KEYS",
-    "QuantConfig", "LayerSpec", "quantize_model", "calibrate", "calibration_mode", "freeze_observers",
-    "freeze_bn", "fold_simulated_bn", "is_quantized", "quant_layers", "act_quantizers", "quant_summary",
-    "layer_table", "weight_bits_of", "resolve_specs", "name_matches",
-    "fold_batchnorm", "fold_bn_into", "find_bn_pairs",
-    "QConv1d", "QConv2d", "QLinear", "to_quantized",
-    "ActQuantizer", "WeightQuantizer", "BinaryWeightQuantizer", "PowerOfTwoWeightQuantizer",
-    "make_weight_quantizer", "fake_quant", "round_ste", "sign_ste",
-]
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    **dict.fromkeys(("ACT_METHODS", "WEIGHT_FORMATS", "WEIGHT_METHODS", "LEARNED_METHODS", "BN_MODES",
+                     "LAYER_KEYS", "LayerSpec", "QuantConfig", "name_matches", "resolve_specs"), "spec"),
+    **dict.fromkeys(("quantize_model", "calibrate", "calibration_mode", "freeze_observers", "freeze_bn",
+                     "fold_simulated_bn", "is_quantized", "quant_layers", "act_quantizers", "weight_bits_of"),
+                    "convert"),
+    **dict.fromkeys(("quant_report", "quant_summary", "layer_table"), "report"),
+    **dict.fromkeys(("fold_batchnorm", "fold_bn_into", "find_bn_pairs"), "fold"),
+    **dict.fromkeys(("QConv1d", "QConv2d", "QLinear", "to_quantized"), "layers"),
+    **dict.fromkeys(("ActQuantizer", "WeightQuantizer", "BinaryWeightQuantizer", "PowerOfTwoWeightQuantizer",
+                     "make_weight_quantizer", "fake_quant", "round_ste", "sign_ste"), "quantizers"),
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(f"edgeflow.methods.quantization.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'edgeflow.methods.quantization' has no attribute {name!r}")

@@ -27,9 +27,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-WEIGHT_METHODS = ("minmax", "mse", "percentile", "lsq")
-ACT_METHODS = ("minmax", "ema", "percentile", "mse", "pact", "lsq")
-WEIGHT_FORMATS = ("uniform", "binary", "pow2")
+from edgeflow.methods.quantization.spec import ACT_METHODS, WEIGHT_METHODS
 
 _EPS = 1e-8
 _MAX_SAMPLES = 1 << 18  # values kept per activation quantizer for the MSE / percentile search

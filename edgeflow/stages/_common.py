@@ -1,0 +1,28 @@
+"""Helpers shared by stage adapters (not a stage kind: the leading underscore keeps it out of discovery).
+
+Stages never import each other; what two of them need lives here or in ``edgeflow.methods``.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from edgeflow.state import StageContext, State
+
+
+def float_reference(state: State, ctx: StageContext) -> State:
+    """``state`` with the float model's test accuracy as reference, measured now if no earlier stage did."""
+    if "test_acc" in state.reference_metrics:
+        return state
+    from edgeflow.training import evaluate
+
+    return state.with_reference(test_acc=evaluate(state.model, ctx, "test")["test_acc"])
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Write ``data`` to ``path`` as indented JSON; returns ``path`` (for the stage's artifacts)."""
+    path.write_text(json.dumps(data, indent=2))
+    return path
