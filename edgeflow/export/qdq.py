@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import fx, nn
 
-from edgeflow.methods.quantization import graph as G
+from edgeflow import graph as G
 from edgeflow.methods.quantization.layers import QUANT_LAYER_TYPES, QLinear
 from edgeflow.methods.quantization.quantizers import ActQuantizer
 

@@ -1,4 +1,4 @@
-"""Differentiable hardware costs: the roofline formulas of ``edgeflow.hardware.model`` in torch.
+"""Differentiable hardware costs: the roofline of ``edgeflow.hardware.roofline`` on torch tensors.
 
 For DNAS and mixed-precision search. Inputs may be soft:
 
@@ -24,6 +24,7 @@ from torch import Tensor
 
 from edgeflow.hardware.graph import ModelCost
 from edgeflow.hardware.model import HardwareModel, load
+from edgeflow.hardware.roofline import roofline
 from edgeflow.hardware.schema import precision_of
 
 
@@ -73,26 +74,19 @@ def soft_layer_cost(hw: HardwareModel | Any, *, macs: Any, weights: Any, act_ele
     """Expected ``latency_ms``, ``energy_uj``, ``flash_bytes`` of one layer (scalar tensors).
 
     ``act_elements``: input + output activation elements; ``act_bits`` defaults to the weight bits
-    of each choice. Same roofline as ``HardwareModel.estimate_layer`` (dense kernel).
+    of each choice. The roofline of ``HardwareModel.estimate_layer`` (dense kernel).
     """
-    hw = load(hw)
-    c = hw.cfg
+    c = load(hw).cfg
     t = lambda v: v if isinstance(v, Tensor) else torch.tensor(float(v), dtype=torch.float64)  # noqa: E731
     macs, weights, act_elements, ops, biases = map(t, (macs, weights, act_elements, ops, biases))
     lat = energy = flash = torch.zeros((), dtype=torch.float64)
     for pw, wb in _as_pairs(weight_bits, 8):
         for pa, ab in _as_pairs(act_bits, wb) if act_bits is not None else [(1.0, wb)]:
             p = pw * pa
-            prec = precision_of(wb, ab)
             wbytes = weights * (wb / 8.0)
-            abytes = act_elements * (ab / 8.0)
-            work = macs + ops
-            compute = work / c.mac_per_cycle[prec]
-            memory = wbytes / c.bytes_per_cycle[c.weight_memory] + abytes / c.bytes_per_cycle[c.activation_memory]
-            cycles = torch.maximum(compute, memory) + c.layer_overhead_cycles
-            lat = lat + p * cycles / c.clock_hz * 1e3
-            energy = energy + p * (work * c.energy_per_mac_pj[prec] + wbytes * c.energy_per_byte_pj[c.weight_memory]
-                                   + abytes * c.energy_per_byte_pj[c.activation_memory]) * 1e-6
+            r = roofline(c, precision_of(wb, ab), macs + ops, wbytes, act_elements * (ab / 8.0))
+            lat = lat + p * r.latency_ms
+            energy = energy + p * r.energy_uj
             flash = flash + p * (wbytes + 4.0 * biases)
     return {"latency_ms": lat, "energy_uj": energy, "flash_bytes": flash}
 

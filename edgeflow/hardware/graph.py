@@ -6,7 +6,9 @@ subclasses, BatchNorm, pooling, activations, Flatten/Dropout/Identity, quantizer
 recorded from their hooks; torch functions called *outside* a known leaf (``a + b``, ``torch.cat``,
 ``torch.flatten``, ``F.relu``, ``F.conv2d`` on a user parameter, ``x.mean((2, 3))``, ...) are recorded
 from the mode. Tensors are followed by identity, so each layer knows its producers (the graph):
-no tracing, no name matching, works on unregistered models with Python control flow.
+no tracing, no name matching, works on unregistered models with Python control flow. (That is why
+it does not use the fx tracer of ``edgeflow.graph``: analysis must cost any model that runs, also
+ones fx cannot trace. It shares the tracer's quantizer rule, ``edgeflow.graph.is_quantizer``.)
 
 Counting conventions (match the MLPerf Tiny figures):
 
@@ -39,6 +41,7 @@ import torch
 from torch import Tensor, nn
 from torch.overrides import TorchFunctionMode
 
+from edgeflow.graph.trace import is_quantizer
 from edgeflow.hardware.storage import storage_bytes
 
 CONV_KINDS = ("conv1d", "conv2d", "dwconv1d", "dwconv2d", "linear")
@@ -355,7 +358,7 @@ class _Recorder(TorchFunctionMode):
         elif isinstance(module, _ALIAS_MODULES):
             self._alias(x, out, None if isinstance(module, (nn.Identity, nn.Dropout, nn.Dropout1d, nn.Dropout2d))
                         else name)
-        elif _is_quantizer(module):
+        elif is_quantizer(module):
             self._alias(x, out, None, bits=int(module.bits))
         else:  # unknown leaf with parameters: count its parameters, no MACs
             tp = sum(p.numel() for p in module.parameters(recurse=False))
@@ -433,16 +436,11 @@ def _tensors(t: Any) -> list[Tensor]:
     return []
 
 
-def _is_quantizer(m: nn.Module) -> bool:
-    b = getattr(m, "bits", None)
-    return isinstance(b, int) and not isinstance(b, bool) and not isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))
-
-
 def _is_leaf(m: nn.Module) -> bool:
     if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear) + _BN_MODULES + _FUSABLE_ACT_MODULES + _ACT_MODULES
                   + _POOL_MODULES + _ALIAS_MODULES):
         return True
-    if _is_quantizer(m):
+    if is_quantizer(m):
         return True
     # unknown module holding its own parameters and no children: opaque leaf
     return not any(True for _ in m.children()) and any(True for _ in m.parameters(recurse=False))

@@ -5,14 +5,12 @@ Per layer (roofline, seeds lecture 1 / REFERENCE.md §3):
     precision        = precision_of(weight_bits, act_bits)           # binary/int2/int4/int8/float32
     sparse kernel    = the best supported storage format of the weight is not dense
     eff_macs         = macs · (1 − sparsity) / sparse_mac_efficiency  if sparse kernel, else macs
-    compute_cycles   = (eff_macs + ops) / mac_per_cycle[precision]
-    memory_cycles    = weight_stored_bytes / bytes_per_cycle[weight_memory]
-                     + (input_bytes + output_bytes) / bytes_per_cycle[activation_memory]
-    cycles           = max(compute_cycles, memory_cycles) + layer_overhead_cycles
-    latency_ms       = cycles / clock_hz · 1e3
-    energy_pj        = (eff_macs + ops) · energy_per_mac_pj[precision]
-                     + weight_stored_bytes · energy_per_byte_pj[weight_memory]
-                     + (input_bytes + output_bytes) · energy_per_byte_pj[activation_memory]
+    cycles, latency_ms, energy_uj = roofline(precision, work = eff_macs + ops,
+                                             weight_bytes = weight_stored_bytes,
+                                             activation_bytes = input_bytes + output_bytes)
+
+with the roofline of ``edgeflow.hardware.roofline`` (compute and memory roofs, per-layer overhead,
+energy per MAC and per byte moved), the formula the differentiable costs share.
 
 Memory traffic is the compulsory traffic (each weight and activation byte moved once): a lower bound.
 Whole model: latency and energy are sums over layers; ``flash_bytes`` = Σ (weights in the best
@@ -29,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.config import ConfigError
+from edgeflow.hardware.roofline import roofline
 from edgeflow.hardware.schema import HardwareConfig, precision_of
 from edgeflow.hardware.storage import best_format
 
@@ -109,19 +108,12 @@ class HardwareModel:
         if sparse_kernel is None:
             sparse_kernel = sparsity > 0 and c.supports_sparse
         eff_macs = macs * (1.0 - sparsity) / c.sparse_mac_efficiency if sparse_kernel else float(macs)
-        work = eff_macs + ops
-        compute = work / c.mac_per_cycle[prec]
-        memory = (weight_bytes / c.bytes_per_cycle[c.weight_memory]
-                  + activation_bytes / c.bytes_per_cycle[c.activation_memory])
-        cycles = max(compute, memory) + c.layer_overhead_cycles
-        e_compute = work * c.energy_per_mac_pj[prec] * 1e-6
-        e_memory = (weight_bytes * c.energy_per_byte_pj[c.weight_memory]
-                    + activation_bytes * c.energy_per_byte_pj[c.activation_memory]) * 1e-6
+        r = roofline(c, prec, eff_macs + ops, weight_bytes, activation_bytes)
         return LayerEstimate(
-            name=name, kind=kind, precision=prec, latency_ms=cycles / c.clock_hz * 1e3,
-            energy_uj=e_compute + e_memory, cycles=cycles, compute_cycles=compute, memory_cycles=memory,
-            bound="compute" if compute >= memory else "memory", compute_energy_uj=e_compute,
-            memory_energy_uj=e_memory,
+            name=name, kind=kind, precision=prec, latency_ms=r.latency_ms, energy_uj=r.energy_uj,
+            cycles=r.cycles, compute_cycles=r.compute_cycles, memory_cycles=r.memory_cycles,
+            bound="compute" if r.compute_cycles >= r.memory_cycles else "memory",
+            compute_energy_uj=r.compute_energy_uj, memory_energy_uj=r.memory_energy_uj,
         )
 
     # ------------------------------------------------------------------ whole model

@@ -28,7 +28,7 @@ from typing import Any, Iterable, Iterator
 import torch
 from torch import fx, nn
 
-from edgeflow.methods.quantization import graph as G
+from edgeflow import graph as G
 from edgeflow.methods.quantization.fold import detach_bn_pairs, fold_batchnorm
 from edgeflow.methods.quantization.layers import QUANT_CLASSES, QUANT_LAYER_TYPES, to_quantized
 from edgeflow.methods.quantization.quantizers import ActQuantizer, make_weight_quantizer

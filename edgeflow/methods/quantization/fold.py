@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgeflow.methods.quantization.graph import module_of, set_submodule, trace
+from edgeflow.graph import module_of, set_submodule, trace
 
 FOLDABLE = (nn.Conv1d, nn.Conv2d, nn.Linear)
 BN_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d)
