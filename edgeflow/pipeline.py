@@ -1,4 +1,4 @@
-"""Runs a recipe's stages in order over one ``ModelState`` and records everything in one MLflow run."""
+"""Runs a recipe's stages in order over one ``State`` and records everything in one MLflow run."""
 
 from __future__ import annotations
 
@@ -7,13 +7,15 @@ import logging
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cache
 from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from edgeflow.config import ConfigError, RunConfig, stage_module, validate
-from edgeflow.state import ModelState, StageContext
+from edgeflow.config import Objective, RunConfig, stage_module, validate
+from edgeflow.core.errors import ConfigError
+from edgeflow.state import StageContext, StageResult, State, model_version
 
 log = logging.getLogger("edgeflow")
 KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
@@ -21,13 +23,19 @@ KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "macs", "flas
 
 @dataclass
 class RunResult:
-    """What a pipeline run leaves: final ``<stage>/<metric>`` values, artifact paths, and where."""
+    """What a pipeline run leaves: final ``<stage>/<metric>`` values, artifact paths, where, and the final
+    ``State`` (also saved in ``<run_dir>/state/``; ``State.load`` reads it back)."""
 
     metrics: dict[str, float]
     artifacts: dict[str, str]
     run_dir: Path
     mlflow_run_id: str
-    model: Any = field(default=None, repr=False)
+    state: State | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> Any:
+        """The final model (``state.model``)."""
+        return self.state.model if self.state is not None else None
 
 
 def _run_dir(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
@@ -90,11 +98,12 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
     m = typed.model
     extra = {k: v for k, v in vars(m).items() if k not in ("name", "input_shape", "num_classes")}
     model = build_model(m.name, tuple(m.input_shape), m.num_classes, **extra)
-    state = ModelState(model=model, input_shape=tuple(m.input_shape), num_classes=m.num_classes)
+    state = State.of(model, tuple(m.input_shape), m.num_classes)
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
 
-    def hardware_loader() -> Any:  # called once, by the first stage that needs the target's model
+    @cache
+    def hardware() -> Any:  # built once, by the first stage that needs the target's model
         from edgeflow.hardware import load
 
         return load(typed.hardware)
@@ -102,35 +111,57 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)
-
-        def log_metrics(values: dict[str, float], step: int | None = None, _name: str = name) -> None:
-            tracker.log_metrics({f"{_name}/{k}": v for k, v in values.items()}, step)
-
-        ctx = StageContext(cfg=cfg, stage_name=name, datamodule=datamodule, out_dir=out_dir, seed=typed.seed,
-                           log_metrics=log_metrics, log_artifact=lambda p, _n=name: tracker.log_artifact(p, _n),
-                           _hardware_loader=hardware_loader)
+        ctx = StageContext(name=name, out_dir=out_dir, seed=typed.seed, tracker=tracker, trainer_cfg=typed.trainer,
+                           data_source=lambda: datamodule, hardware_source=hardware)
+        versions = {key: model_version(model) for key, model in state.models.items()}
         started = time.perf_counter()
         try:
             result = stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
         except ConfigError as err:  # a check only possible at run time (e.g. steps per epoch)
             raise err.under(f"stages.{name}") from None
+        _check_result(name, stage_cfg.kind, result, state, versions)
         seconds = time.perf_counter() - started
         stage_metrics = {**result.metrics, "wall_s": seconds}
-        log_metrics(stage_metrics)
+        ctx.log_metrics(stage_metrics)
         for key, path in result.artifacts.items():
-            tracker.log_artifact(Path(path), name)
+            ctx.log_artifact(Path(path))
             artifacts[f"{name}/{key}"] = str(path)
         metrics.update({f"{name}/{k}": float(v) for k, v in stage_metrics.items()})
         shown = "  ".join(f"{k}={format_metric(v)}" for k, v in result.metrics.items() if k in KEY_METRICS)
         log.info("stage %-10s %-9s %6.1fs  %s", name, f"({stage_cfg.kind})", seconds, shown)
-        state = result.state
-        state.history.append(name)
+        state = result.state.with_history(name)
 
+    state.save(run_dir / "state")
     summary = {"metrics": metrics, "artifacts": artifacts, "mlflow_run_id": tracker.run_id}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     tracker.log_artifact(run_dir / "summary.json")
-    return RunResult(metrics=metrics, artifacts=artifacts, run_dir=run_dir, mlflow_run_id=tracker.run_id,
-                     model=state.model)
+    return RunResult(metrics=metrics, artifacts=artifacts, run_dir=run_dir, mlflow_run_id=tracker.run_id, state=state)
+
+
+def _check_result(name: str, kind: str, result: Any, given: State, versions: dict[str, str]) -> None:
+    """A stage returns a ``StageResult`` holding a ``State`` and leaves the state it was given as it was."""
+    if not isinstance(result, StageResult) or not isinstance(result.state, State):
+        raise TypeError(f"stage {name!r} (kind {kind}) must return a StageResult holding a State, "
+                        f"got {type(result).__name__}")
+    changed = [key for key, model in given.models.items() if model_version(model) != versions[key]]
+    if changed:
+        raise RuntimeError(f"stage {name!r} (kind {kind}) changed the models it was given ({', '.join(changed)}); "
+                           "a stage must change a copy (state.copy_model()) and return it in a new state")
+
+
+def objective_value(metrics: dict[str, float], objectives: list[Objective] | None) -> float | list[float] | None:
+    """What a Hydra sweeper optimizes: the value of each objective's metric (one float for one
+    objective, a list for several; NaN, with a warning, for a metric the run did not produce).
+    Without objectives: the last stage's ``test_acc`` (None if no stage reported one)."""
+    if objectives is None:
+        accs = [v for k, v in metrics.items() if k.endswith("/test_acc")]
+        return accs[-1] if accs else None
+    values = []
+    for objective in objectives:
+        if objective.metric not in metrics:
+            log.warning("optimize: the run produced no metric %r", objective.metric)
+        values.append(float(metrics.get(objective.metric, float("nan"))))
+    return values[0] if len(values) == 1 else values
 
 
 def format_metric(value: float) -> str:

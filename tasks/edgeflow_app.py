@@ -18,7 +18,8 @@ import hydra
 from omegaconf import DictConfig
 
 from edgeflow import CONF_DIR
-from edgeflow.config import ConfigError, register_schemas, validate
+from edgeflow.config import register_schemas, validate
+from edgeflow.core.errors import ConfigError
 
 register_schemas()
 
@@ -28,15 +29,15 @@ SUMMARY_COLUMNS = {"test_acc": "acc %", "acc_drop": "drop", "sparsity": "sparse"
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | None:
-    """Validate, run, print the final metrics; returns the last stage's test_acc for sweepers."""
+def main(cfg: DictConfig) -> float | list[float] | None:
+    """Validate, run, print the final metrics; returns what a sweeper optimizes (``optimize``)."""
     try:
-        validate(cfg)
+        typed = validate(cfg)
     except ConfigError as err:
         print(f"edgeflow: config error: {err}", file=sys.stderr)
         sys.exit(2)
 
-    from edgeflow.pipeline import run
+    from edgeflow.pipeline import objective_value, run
 
     try:
         result = run(cfg)
@@ -52,8 +53,7 @@ def main(cfg: DictConfig) -> float | None:
               f"  (traceback: {log_path})", file=sys.stderr)
         sys.exit(1)
     _print_summary(result, cfg)
-    accs = [v for k, v in result.metrics.items() if k.endswith("/test_acc")]
-    return accs[-1] if accs else None
+    return objective_value(result.metrics, typed.optimize)
 
 
 def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult, imported lazily
@@ -75,7 +75,7 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
     console.print(table)
     console.print(f"run directory: {result.run_dir}")
     if cfg.tracking.enabled:
-        from edgeflow.config import TrackingConfig
+        from edgeflow.tracking.schema import TrackingConfig
 
         uri = resolve_uri(TrackingConfig(uri=cfg.tracking.uri))
         console.print(f"MLflow run {result.mlflow_run_id}; open the results with:")

@@ -4,11 +4,12 @@ import csv
 
 import pytest
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.hardware import load
 from edgeflow.models import build_model
 from edgeflow.stages import analyze as stage
-from edgeflow.state import ModelState, StageContext
+from edgeflow.state import StageContext, State
+from edgeflow.tracking import NullRun
 
 
 def test_config_validation():
@@ -18,17 +19,16 @@ def test_config_validation():
 
 
 def test_analyze_stage(tmp_path):
-    state = ModelState(model=build_model("resnet8", (3, 32, 32), 10), input_shape=(3, 32, 32), num_classes=10)
-    ctx = StageContext(cfg=None, stage_name="analyze", datamodule=None, out_dir=tmp_path, seed=0,
-                       log_metrics=lambda m, s=None: None, log_artifact=lambda p: None,
-                       _hardware_loader=lambda: load("cortex_m4"))
+    state = State.of(build_model("resnet8", (3, 32, 32), 10), (3, 32, 32), 10)
+    ctx = StageContext(name="analyze", out_dir=tmp_path, seed=0, tracker=NullRun(), trainer_cfg=None,
+                       data_source=lambda: None, hardware_source=lambda: load("cortex_m4"))
     res = stage.run(stage.Config(default_bits=8), state, ctx)
     m = res.metrics
     assert {"macs", "params", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits",
             "sparsity", "weight_bits"} <= set(m)
     assert m["macs"] == 12_501_632 and m["fits"] == 1 and m["weight_bits"] == 8
     assert 165 <= m["latency_ms"] <= 300
-    assert res.state is state
+    assert res.state is state and ctx.reads == {"hardware"}
     rows = list(csv.DictReader(res.artifacts["layers_csv"].open()))
     assert len(rows) == 14 and rows[0]["kind"] == "conv2d"
     assert sum(float(r["latency_ms"]) for r in rows) == pytest.approx(m["latency_ms"])

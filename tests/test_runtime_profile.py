@@ -63,19 +63,18 @@ def test_profile_with_hardware_and_agreement(tmp_path):
 def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
     torch = pytest.importorskip("torch")
     from edgeflow.stages import profile as stage
-    from edgeflow.state import ModelState
+    from edgeflow.state import State
 
     model = torch.nn.Linear(1, 1)
-    model.edgeflow_onnx_path = str(_model(tmp_path))
     x = torch.randn(30, 3, 8, 8)
     y = torch.randint(0, 10, (30,))
     dm = SimpleNamespace(test_dataloader=lambda: [(x[:16], y[:16]), (x[16:], y[16:])])
     from edgeflow.hardware import load
 
-    ctx = SimpleNamespace(datamodule=dm, out_dir=tmp_path, hardware=load("cortex_m7"))
-    state = ModelState(model=model, input_shape=(3, 8, 8), num_classes=10, reference_metrics={"test_acc": 50.0})
+    ctx = SimpleNamespace(data=dm, out_dir=tmp_path, hardware=load("cortex_m7"))
+    state = State.of(model, (3, 8, 8), 10, reference_metrics={"test_acc": 50.0}).with_artifact("onnx", _model(tmp_path))
     res = stage.run(stage.Config(kind="profile"), state, ctx)
     for k in ("macs", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits", "test_acc", "agreement", "acc_drop"):
         assert k in res.metrics
-    assert res.metrics["agreement"] == 100.0
+    assert res.metrics["agreement"] == 100.0 and res.metrics["fresh_export"] == 0.0
     assert all(p.is_file() for p in res.artifacts.values()) and len(res.artifacts) == 3

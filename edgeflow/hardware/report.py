@@ -1,10 +1,10 @@
-"""Per-layer CSV and bar chart of a ``ModelCost`` + ``Estimate`` (matplotlib, Agg backend)."""
+"""Per-layer CSV and charts: of a ``ModelCost`` + ``Estimate`` (analyze) and of a runtime profile (matplotlib, Agg)."""
 
 from __future__ import annotations
 
 import csv
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from edgeflow.hardware.graph import ModelCost
@@ -78,3 +78,50 @@ def markdown_table(results: dict[tuple[str, str], Estimate]) -> str:
         lines.append(f"| {target} | {model} | {e.latency_ms:.3f} | {e.energy_uj:.1f} | {e.flash_bytes:,} | "
                      f"{e.peak_ram_bytes:,} | {'yes' if e.fits else 'no'} |")
     return "\n".join(lines)
+
+
+def plot_profile(prof: Any, out_dir: Path) -> dict[str, Path]:
+    """Charts of a runtime profile (``edgeflow.runtime.profiler``): per-layer latency and energy bars
+    (MACs without a target) in ``profile_layers.png``, arena usage over the schedule in
+    ``profile_arena.png``. Returns ``{"profile_layers_png": path, "profile_arena_png": path}``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    layers = [lp for lp in prof.layers if lp.kind not in ("reshape",)]
+    names = [f"{lp.index}:{lp.kind}" for lp in layers]
+    fig, axes = plt.subplots(2 if prof.latency_ms is not None else 1, 1, figsize=(max(6, 0.35 * len(layers)), 6),
+                             squeeze=False)
+    if prof.latency_ms is not None:
+        axes[0, 0].bar(names, [lp.latency_ms for lp in layers], color="tab:blue")
+        axes[0, 0].set_ylabel("latency [ms]")
+        axes[0, 0].set_title(f"per-layer latency and energy on {prof.hardware}")
+        axes[1, 0].bar(names, [lp.energy_uj for lp in layers], color="tab:orange")
+        axes[1, 0].set_ylabel("energy [uJ]")
+    else:
+        axes[0, 0].bar(names, [lp.macs for lp in layers], color="tab:blue")
+        axes[0, 0].set_ylabel("MACs")
+    for ax in axes[:, 0]:
+        ax.tick_params(axis="x", rotation=90, labelsize=7)
+    fig.tight_layout()
+    p = out_dir / "profile_layers.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    out["profile_layers_png"] = p
+
+    usage = prof.plan.usage()
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    ax.step(range(len(usage)), [u[0] for u in usage], where="mid", label="live tensors")
+    ax.step(range(len(usage)), [u[1] for u in usage], where="mid", label="arena high-water")
+    ax.axhline(prof.peak_ram_bytes, color="k", ls="--", lw=0.8, label=f"arena {prof.peak_ram_bytes:,} B")
+    ax.set_xlabel("op (schedule step)")
+    ax.set_ylabel("bytes")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    p = out_dir / "profile_arena.png"
+    fig.savefig(p, dpi=110)
+    plt.close(fig)
+    out["profile_arena_png"] = p
+    return out

@@ -11,10 +11,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.config import StageConfig, require
+from edgeflow.core.errors import require
+from edgeflow.stages._schema import StageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 
 @dataclass
@@ -33,7 +34,7 @@ class Config(StageConfig):
                 self.default_bits)
 
 
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     from edgeflow.hardware import analyze, load
     from edgeflow.hardware.report import plot_layers, write_csv
     from edgeflow.state import StageResult

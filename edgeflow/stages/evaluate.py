@@ -9,10 +9,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.config import StageConfig, require_choice
+from edgeflow.core.errors import require_choice
+from edgeflow.stages._schema import StageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 
 @dataclass
@@ -23,12 +24,12 @@ class Config(StageConfig):
         require_choice(self.split, "split", ("test", "val"))
 
 
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Report ``<split>_acc`` (percent) and ``<split>_loss``."""
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate
 
     metrics = evaluate(state.model, ctx, cfg.split)
     if cfg.split == "test":
-        state.reference_metrics.setdefault("test_acc", metrics["test_acc"])
+        state = state.with_reference(test_acc=metrics["test_acc"])
     return StageResult(state=state, metrics=metrics)

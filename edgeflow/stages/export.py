@@ -1,7 +1,8 @@
 """Stage ``export``: write the model as ONNX and check it in onnxruntime.
 
 Float models export as plain ONNX; models carrying quantizers export in QDQ form (int8 weights,
-int32 biases). The file's path is remembered on the model (``edgeflow_onnx_path``) for ``profile``.
+int32 biases). The file is recorded in the state as artifact ``onnx``, bound to the model version it was
+made from: ``profile`` reads it only while the model is unchanged.
 """
 
 from __future__ import annotations
@@ -9,10 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.config import StageConfig, require
+from edgeflow.core.errors import require
+from edgeflow.stages._schema import StageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 
 @dataclass
@@ -27,14 +29,13 @@ class Config(StageConfig):
         require(self.atol > 0, "atol", "a float > 0", self.atol)
 
 
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Export, run once in onnxruntime, compare with torch; report file size and max difference."""
     from edgeflow.export import check_against_torch, export_model
     from edgeflow.state import StageResult
 
     path = export_model(state.model, state.input_shape, ctx.out_dir / cfg.filename, opset=cfg.opset)
-    x, _ = next(iter(ctx.datamodule.test_dataloader()))
+    x, _ = next(iter(ctx.data.test_dataloader()))
     check = check_against_torch(state.model, path, x, atol=cfg.atol)
-    state.model.edgeflow_onnx_path = str(path)
     metrics = {"onnx_bytes": float(path.stat().st_size), **check}
-    return StageResult(state=state, metrics=metrics, artifacts={"onnx": path})
+    return StageResult(state=state.with_artifact("onnx", path), metrics=metrics, artifacts={"onnx": path})

@@ -12,11 +12,12 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgeflow.config import ConfigError, TrainingStageConfig, require, require_choice
+from edgeflow.core.errors import ConfigError, require, require_choice
 from edgeflow.methods.pruning.schedules import KINDS, UNITS, SparsitySchedule
+from edgeflow.training.schema import TrainingStageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 METHODS = ("magnitude", "structured", "nm")
 SCOPES = ("layer", "global")
@@ -29,6 +30,7 @@ ENERGY_METRICS = ("energy", "latency")
 class Config(TrainingStageConfig):
     """Options of the prune stage (training options: see ``TrainingStageConfig``)."""
 
+    lr: float = 0.002                  # fine-tuning: lower than train's
     method: str = "magnitude"          # magnitude | structured | nm
     target_sparsity: float = 0.8       # magnitude: fraction of weights; structured: of channels
     schedule: str = "agp"              # constant | linear | polynomial | agp | exponential
@@ -99,16 +101,6 @@ class Config(TrainingStageConfig):
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _layer_costs(model: Any, input_shape: tuple[int, ...], ctx: StageContext, metric: str) -> dict[str, float]:
-    """Per-layer cost on the configured target: ``energy_uj`` or ``latency_ms`` of each layer of
-    ``hardware.estimate(analyze(model))`` (BatchNorm and activations fused into their conv)."""
-    from edgeflow.hardware import analyze
-
-    est = ctx.hardware.estimate(analyze(model, input_shape), warn=False)
-    attr = "energy_uj" if metric == "energy" else "latency_ms"
-    return {le.name: float(getattr(le, attr)) for le in est.layers}
-
-
 def _write_csv(path: Any, rows: list[dict]) -> None:
     import csv
 
@@ -126,68 +118,40 @@ def _with(cfg: Config, **changes: Any) -> Config:
 
 
 # ----------------------------------------------------------------------------------- run
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
-    import torch
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
+    from collections.abc import Sequence
+    from functools import partial
 
     from edgeflow.hardware import analyze
     from edgeflow.methods import pruning as P
-    from edgeflow.methods.pruning.callback import PruningScheduleCallback, SnapshotCallback
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate, fit
 
-    model = state.model
+    model = state.copy_model()  # pruned in place; the state we got stays as it was
     shape = tuple(state.input_shape)
     exclude = list(cfg.exclude)
     metrics: dict[str, float] = {}
     artifacts: dict[str, Any] = {}
     if "test_acc" not in state.reference_metrics:
-        state.reference_metrics["test_acc"] = evaluate(model, ctx)["test_acc"]
+        state = state.with_reference(test_acc=evaluate(model, ctx)["test_acc"])
     dense_cost = analyze(model, shape)
-    costs = _layer_costs(model, shape, ctx, cfg.energy_metric) if cfg.energy_aware else {}
 
-    def layer_targets(s: float) -> dict[str, float] | None:
-        if not cfg.energy_aware:
-            return None
-        sizes = {n: m.weight.numel() for n, m in P.prunable_layers(model, exclude).items()}
-        return P.energy_aware_sparsities(costs, sizes, s, max_layer=cfg.max_layer_sparsity,
-                                         power=cfg.energy_power)
+    def train(mdl: Any, callbacks: Sequence[Any] = ()) -> dict[str, float]:
+        return fit(mdl, ctx, cfg, callbacks=callbacks)
 
-    def prune_to(mdl: torch.nn.Module, s: float) -> None:
-        P.magnitude_prune(mdl, s, scope="layer" if cfg.energy_aware else cfg.scope,
-                          exclude=exclude, layer_sparsity=layer_targets(s))
-
-    def measure(mdl: torch.nn.Module) -> float:
-        return P.global_sparsity(mdl, exclude)
-
+    energy = {"max_layer": cfg.max_layer_sparsity, "power": cfg.energy_power}
     schedule_rows: list[dict] = []
     if cfg.method == "magnitude":
-        sched = cfg.sparsity_schedule()
-        if cfg.unit in ("step", "epoch"):
-            cb = PruningScheduleCallback(sched, prune_to, log=ctx.log_metrics, measure=measure)
-            fit(model, ctx, cfg, callbacks=[cb])
-            if cb.best_state is not None:  # best-val epoch among those at the final sparsity
-                model.load_state_dict(cb.best_state)
-            schedule_rows = [{"t": t, "target": s} for t, s in cb.history]
+        costs = P.layer_costs(model, shape, ctx.hardware, cfg.energy_metric) if cfg.energy_aware else None
+        prune_to = P.magnitude_pruner(scope=cfg.scope, exclude=exclude, costs=costs, **energy)
+        measure = partial(P.global_sparsity, exclude=exclude)
+        if cfg.unit == "cycle":
+            schedule_rows = P.iterative_magnitude(
+                model, cfg.sparsity_schedule(), prune_to, train, rewind=cfg.rewind,
+                rewind_epoch=cfg.rewind_epoch, measure=measure, log=ctx.log_metrics)
         else:
-            sched.check(sched.end + 1)
-            snap = P.snapshot(model) if cfg.rewind == "init" else None
-            for c in range(sched.end + 1):
-                target = sched.target_at(c)
-                if target is not None:
-                    prune_to(model, target)
-                    got = measure(model)
-                    ctx.log_metrics({"sparsity": got, "target_sparsity": target}, c)
-                    schedule_rows.append({"t": c, "target": target, "sparsity": got})
-                if snap is not None and c > 0:
-                    P.rewind(model, snap)
-                cbs = []
-                if cfg.rewind == "epoch" and snap is None:
-                    snap_cb = SnapshotCallback(cfg.rewind_epoch)
-                    cbs.append(snap_cb)
-                res = fit(model, ctx, cfg, callbacks=cbs)
-                if cbs and snap_cb.snapshot is not None:
-                    snap = snap_cb.snapshot
-                ctx.log_metrics({"cycle_best_val_acc": res["best_val_acc"]}, c)
+            schedule_rows = P.magnitude_during_fit(model, cfg.sparsity_schedule(), prune_to, train,
+                                                   measure=measure, log=ctx.log_metrics)
     elif cfg.method == "nm":
         P.nm_prune(model, cfg.n, cfg.m, exclude=exclude)
         fit(model, ctx, cfg)
@@ -197,31 +161,12 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
         if cfg.criterion == "bn_scale" and cfg.slimming_epochs > 0:
             fit(model, ctx, _with(cfg, max_epochs=cfg.slimming_epochs),
                 extra_loss=P.bn_l1_penalty(model, cfg.slimming_l1))
-        sched = cfg.sparsity_schedule()
-        prev = 0.0
-        group_rows: list[dict] = []
-        for c in range(sched.end + 1):
-            target = sched.target_at(c)
-            if target is not None and target > prev:
-                rel = 1.0 - (1.0 - target) / (1.0 - prev)
-                group_ratio = None
-                if cfg.energy_aware:
-                    groups = P.channel_groups(model, shape, exclude)
-                    cc = _layer_costs(model, shape, ctx, cfg.energy_metric)
-                    mods = dict(model.named_modules())
-                    gcost = {g.name: sum(cc.get(n, 0.0) for n in g.producers + g.depthwise)
-                             for g in groups if g.prunable}
-                    gsize = {g.name: sum(mods[n].weight.numel() for n in g.producers)
-                             for g in groups if g.prunable}
-                    group_ratio = P.energy_aware_sparsities(
-                        gcost, gsize, rel, max_layer=cfg.max_layer_sparsity, power=cfg.energy_power)
-                model, group_rows = P.structured_prune(
-                    model, shape, rel, criterion=cfg.criterion, scope=cfg.scope, exclude=exclude,
-                    group_ratio=group_ratio, multiple=cfg.channel_multiple)
-                prev = target
-                ctx.log_metrics({"channel_sparsity": target}, c)
-                schedule_rows.append({"t": c, "target": target})
-            fit(model, ctx, cfg)
+        ratios = partial(P.energy_aware_group_ratios, input_shape=shape, hardware=ctx.hardware,
+                         exclude=exclude, metric=cfg.energy_metric, **energy)
+        model, group_rows, schedule_rows = P.structured_schedule(
+            model, shape, cfg.sparsity_schedule(), train, criterion=cfg.criterion, scope=cfg.scope,
+            exclude=exclude, group_ratio_fn=ratios if cfg.energy_aware else None,
+            multiple=cfg.channel_multiple, log=ctx.log_metrics)
         if group_rows:
             _write_csv(ctx.out_dir / "groups.csv", group_rows)
             artifacts["groups"] = ctx.out_dir / "groups.csv"
@@ -253,5 +198,5 @@ def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
     if schedule_rows:
         _write_csv(ctx.out_dir / "schedule.csv", schedule_rows)
         artifacts["schedule"] = ctx.out_dir / "schedule.csv"
-    return StageResult(state=dataclasses.replace(state, model=model), metrics=metrics,
+    return StageResult(state=state.with_model(model), metrics=metrics,
                        artifacts=artifacts)

@@ -11,15 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.config import TrainingStageConfig, require, require_choice
-from edgeflow.stages.ptq import QuantOptions
+from edgeflow.core.errors import require, require_choice
+from edgeflow.methods.quantization.spec import QuantConfig
+from edgeflow.stages._common import float_reference, write_json
+from edgeflow.training.schema import TrainingStageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 
 @dataclass
-class Config(TrainingStageConfig, QuantOptions):
+class Config(TrainingStageConfig, QuantConfig):
+    """The ``QuantConfig`` fields (README "Quantization"), calibration, freezing schedules, the BatchNorm
+    mode and the fine-tuning settings (``TrainingStageConfig``)."""
+
     max_epochs: int = 5
     lr: float = 0.001
     act_method: str = "ema"          # moving-average ranges suit training; pact / lsq learn them
@@ -28,11 +33,9 @@ class Config(TrainingStageConfig, QuantOptions):
     freeze_bn_epoch: int = -1        # bn=simulate: from this epoch on, BN uses running statistics; -1 = never
     bn: str = "fold"                 # fold: fold BN before QAT | simulate: train with BN, fold at the end
 
-    _learnable_ok = True
-
     def __post_init__(self) -> None:
         super().__post_init__()
-        self.check_quant()
+        self.check()
         require(self.calib_batches >= 1, "calib_batches", "an integer >= 1", self.calib_batches)
         require(self.freeze_observers_epoch >= -1, "freeze_observers_epoch", "-1 (never) or an epoch >= 0",
                 self.freeze_observers_epoch)
@@ -40,23 +43,27 @@ class Config(TrainingStageConfig, QuantOptions):
         require_choice(self.bn, "bn", ("fold", "simulate"))
 
 
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Quantize, calibrate, fine-tune with fake quantization, fold, freeze, evaluate."""
-    from dataclasses import replace
-
-    from edgeflow.methods.quantization import calibrate, fold_simulated_bn, freeze_observers, quantize_model
+    from edgeflow.methods.quantization import (
+        calibrate,
+        fold_simulated_bn,
+        freeze_observers,
+        quant_report,
+        quantize_model,
+    )
     from edgeflow.methods.quantization.callbacks import QATCallback
     from edgeflow.state import StageResult
-    from edgeflow.stages.ptq import float_reference, quant_report
     from edgeflow.training import evaluate, fit
 
-    float_reference(state, ctx)
-    model = quantize_model(state.model, state.input_shape, cfg.quant_config(cfg.bn))
-    calibrate(model, ctx.datamodule.train_dataloader(), cfg.calib_batches)
+    state = float_reference(state, ctx)
+    model = quantize_model(state.model, state.input_shape, cfg, bn=cfg.bn)
+    calibrate(model, ctx.data.train_dataloader(), cfg.calib_batches)
     callback = QATCallback(cfg.freeze_observers_epoch, cfg.freeze_bn_epoch)
     summary = fit(model, ctx, cfg, callbacks=[callback])
     fold_simulated_bn(model)
     freeze_observers(model)
-    metrics, artifacts = quant_report(model, state, ctx, evaluate(model, ctx, "test"))
+    metrics, table = quant_report(model, evaluate(model, ctx, "test"), state.reference_metrics.get("test_acc"))
+    artifacts = {"quant_layers": write_json(ctx.out_dir / "quant_layers.json", table)}
     metrics.update({k: float(v) for k, v in summary.items()})  # best_val_acc, epochs (from fit)
-    return StageResult(state=replace(state, model=model), metrics=metrics, artifacts=artifacts)
+    return StageResult(state=state.with_model(model), metrics=metrics, artifacts=artifacts)

@@ -5,21 +5,25 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.config import TrainingStageConfig
+from edgeflow.training.schema import TrainingStageConfig
 
 if TYPE_CHECKING:
-    from edgeflow.state import ModelState, StageContext, StageResult
+    from edgeflow.state import State, StageContext, StageResult
 
 
 @dataclass
 class Config(TrainingStageConfig):
-    """Every option is a ``TrainingStageConfig`` field (max_epochs, lr, optimizer, scheduler, ...)."""
+    """Every option is a ``TrainingStageConfig`` field (max_epochs, lr, optimizer, scheduler, ...);
+    only ``max_epochs`` has a default of its own."""
+
+    max_epochs: int = 20
 
 
-def run(cfg: Config, state: ModelState, ctx: StageContext) -> StageResult:
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Train, restore the best-validation weights, report ``val_acc`` and the checkpoint."""
     from edgeflow.state import StageResult
     from edgeflow.training import fit
 
-    summary = fit(state.model, ctx, cfg)
-    return StageResult(state=state, metrics=summary, artifacts={})
+    model = state.copy_model()
+    summary = fit(model, ctx, cfg)
+    return StageResult(state=state.with_model(model), metrics=summary, artifacts={})

@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from edgeflow.config import TrackingConfig
+from edgeflow.tracking.schema import TrackingConfig
 
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
 for _noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
@@ -30,32 +30,47 @@ def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
     return {prefix[:-1]: str(tree)[:MAX_PARAM_CHARS]}
 
 
+def _experiment_id(client: Any, uri: str, name: str) -> str:
+    """The id of experiment ``name``, created if missing (a SQLite store keeps its artifacts in
+    ``mlartifacts/<name>`` beside the database)."""
+    found = client.get_experiment_by_name(name)
+    if found is not None:
+        return found.experiment_id
+    location = None
+    if uri.startswith("sqlite:///"):
+        location = (Path(uri[len("sqlite:///"):]).parent / "mlartifacts" / name).resolve().as_uri()
+    try:
+        return client.create_experiment(name, artifact_location=location)
+    except Exception:  # another job of the same sweep created it first
+        found = client.get_experiment_by_name(name)
+        if found is None:
+            raise
+        return found.experiment_id
+
+
 class MlflowRun:
     """One MLflow run: params, ``<stage>/<metric>`` metrics, artifacts, and its final status."""
 
-    def __init__(self, uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> None:
+    def __init__(self, client: Any, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> None:
+        """Create a run in experiment ``experiment_id`` through ``client`` (an ``MlflowClient``)."""
+        self.client = client
+        self.experiment_id = experiment_id
+        self.tags = dict(tags)
+        self.run_id: str = client.create_run(experiment_id, run_name=run_name, tags=self.tags).info.run_id
+
+    @classmethod
+    def start(cls, uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
+        """A new top-level run in ``experiment`` (created if missing) of the store at ``uri``."""
         from mlflow.tracking import MlflowClient
 
-        self.uri = uri
-        self.client = MlflowClient(tracking_uri=uri)
-        self.experiment_id = self._experiment(experiment)
-        run = self.client.create_run(self.experiment_id, run_name=run_name, tags=tags)
-        self.run_id: str = run.info.run_id
+        client = MlflowClient(tracking_uri=uri)
+        return cls(client, _experiment_id(client, uri, experiment), run_name, tags)
 
-    def _experiment(self, name: str) -> str:
-        found = self.client.get_experiment_by_name(name)
-        if found is not None:
-            return found.experiment_id
-        location = None
-        if self.uri.startswith("sqlite:///"):
-            location = (Path(self.uri[len("sqlite:///"):]).parent / "mlartifacts" / name).resolve().as_uri()
-        try:
-            return self.client.create_experiment(name, artifact_location=location)
-        except Exception:  # another job of the same sweep created it first
-            found = self.client.get_experiment_by_name(name)
-            if found is None:
-                raise
-            return found.experiment_id
+    def child(self, run_name: str, tags: dict[str, str] | None = None) -> MlflowRun:
+        """A nested run under this one (same experiment, tag ``mlflow.parentRunId``) that inherits
+        this run's tags; end it with ``finish``."""
+        return MlflowRun(self.client, self.experiment_id, run_name,
+                         {**self.tags, **(tags or {}), "mlflow.parentRunId": self.run_id})
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -91,6 +106,9 @@ class NullRun:
 
     run_id = ""
 
+    def child(self, run_name: str, tags: dict[str, str] | None = None) -> NullRun:
+        return self
+
     def log_params(self, params: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
@@ -102,4 +120,4 @@ def open_run(cfg: TrackingConfig, tags: dict[str, str]) -> MlflowRun | NullRun:
     """Start the run this pipeline logs to (or a ``NullRun`` when tracking is disabled)."""
     if not cfg.enabled:
         return NullRun()
-    return MlflowRun(resolve_uri(cfg), cfg.experiment, cfg.run_name, {**cfg.tags, **tags})
+    return MlflowRun.start(resolve_uri(cfg), cfg.experiment, cfg.run_name, {**cfg.tags, **tags})

@@ -10,9 +10,9 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
-from edgeflow.config import TrainingStageConfig
 from edgeflow.state import StageContext
 from edgeflow.training.callbacks import EpochMetricsLogger, MaskEnforcer
+from edgeflow.training.schema import TrainingStageConfig
 from edgeflow.training.task import ClassificationTask
 
 warnings.filterwarnings("ignore", ".*does not have many workers.*")
@@ -22,7 +22,7 @@ logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNIN
 
 
 def _trainer(ctx: StageContext, max_epochs: int, callbacks: list[pl.Callback], progress: bool) -> pl.Trainer:
-    tcfg = ctx.cfg.trainer
+    tcfg = ctx.trainer
     return pl.Trainer(
         max_epochs=max_epochs, accelerator=tcfg.accelerator, devices=tcfg.devices,
         deterministic=tcfg.deterministic, enable_progress_bar=progress and tcfg.progress_bar,
@@ -33,7 +33,7 @@ def _trainer(ctx: StageContext, max_epochs: int, callbacks: list[pl.Callback], p
 
 def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callbacks: Iterable[pl.Callback] = (),
         extra_loss: Callable[[nn.Module], Tensor] | None = None) -> dict[str, float]:
-    """Train ``model`` in place on ``ctx.datamodule`` and restore its best-validation weights.
+    """Train ``model`` in place on ``ctx.data`` and restore its best-validation weights.
 
     Writes the best checkpoint (weights only) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
     ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, and re-applies pruning masks after
@@ -47,7 +47,7 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
     if cfg.patience > 0:
         all_callbacks.append(pl.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience))
     trainer = _trainer(ctx, cfg.max_epochs, all_callbacks, progress=True)
-    trainer.fit(task, datamodule=ctx.datamodule)
+    trainer.fit(task, datamodule=ctx.data)
     if checkpoint.best_model_path:
         state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
         task.load_state_dict(state)
@@ -59,7 +59,7 @@ def evaluate(model: nn.Module, ctx: StageContext, split: str = "test") -> dict[s
     """Accuracy (percent) and mean cross-entropy of ``model`` on ``split`` (``test`` or ``val``)."""
     task = ClassificationTask(model, TrainingStageConfig(kind="evaluate"))
     trainer = _trainer(ctx, 1, [], progress=False)
-    loader = ctx.datamodule.test_dataloader() if split == "test" else ctx.datamodule.val_dataloader()
+    loader = ctx.data.test_dataloader() if split == "test" else ctx.data.val_dataloader()
     if split == "test":
         (result,) = trainer.test(task, dataloaders=loader, verbose=False)
     else:
