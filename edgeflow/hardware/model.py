@@ -26,7 +26,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from edgeflow.config import ConfigError
+from edgeflow.core.errors import ConfigError
 from edgeflow.hardware.roofline import roofline
 from edgeflow.hardware.schema import HardwareConfig, precision_of
 from edgeflow.hardware.storage import best_format

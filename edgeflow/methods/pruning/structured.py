@@ -22,6 +22,7 @@ from torch import nn
 
 from edgeflow.graph import groups as G
 from edgeflow.graph.groups import ChannelGroup
+from edgeflow.models import blueprint
 
 from .masks import matches
 
@@ -207,6 +208,7 @@ def thin(
                 m.in_features = cols.numel()
             else:
                 m.in_channels = k
+    blueprint.record(new, blueprint.resize_step(model, new), source=model)
     return new
 
 

@@ -1,6 +1,6 @@
 """Model conversion: BN folding, quantized layers, activation quantizers in the graph, calibration.
 
-``quantize_model(model, input_shape, QuantConfig(...))`` returns a ``torch.fx.GraphModule`` that
+``quantize_model(model, input_shape, QuantConfig(...), bn="fold")`` returns a ``torch.fx.GraphModule`` that
 computes what the exported int8 graph computes:
 
 - the graph input is quantized (``input_quant``);
@@ -10,101 +10,25 @@ computes what the exported int8 graph computes:
   activation quantizer (``quant_<node>``) after them; max-pool, flatten, reshape, slicing, dropout and
   ReLU keep their input's grid and need none.
 
-Per-layer bit-widths: the defaults, then ``first_layer_bits`` / ``last_layer_bits`` (first and last
-quantizable layers in execution order), then ``overrides`` (module-name pattern → settings), later
-entries winning.
+Per-layer settings: ``resolve_specs`` of the ``QuantConfig`` (``edgeflow.methods.quantization.spec``).
 """
 
 from __future__ import annotations
 
 import copy
-import fnmatch
-import math
-import re
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Iterable, Iterator
 
 import torch
 from torch import fx, nn
 
 from edgeflow import graph as G
+from edgeflow.core.errors import require_choice
 from edgeflow.methods.quantization.fold import detach_bn_pairs, fold_batchnorm
 from edgeflow.methods.quantization.layers import QUANT_CLASSES, QUANT_LAYER_TYPES, to_quantized
 from edgeflow.methods.quantization.quantizers import ActQuantizer, make_weight_quantizer
-
-BN_MODES = ("fold", "simulate", "keep")
-LAYER_KEYS = ("weight_bits", "act_bits", "weight_format", "per_channel", "weight_method", "act_method")
-
-
-@dataclass
-class LayerSpec:
-    """Quantization settings of one layer."""
-
-    weight_bits: int = 8
-    act_bits: int = 8
-    weight_format: str = "uniform"
-    per_channel: bool = True
-    weight_method: str = "minmax"
-    act_method: str = "minmax"
-
-
-@dataclass
-class QuantConfig(LayerSpec):
-    """How to quantize a model (see the module docstring for the order overrides apply in).
-
-    The ``LayerSpec`` fields are the defaults of every layer; the fields below add range-setting
-    parameters, first/last-layer bits, per-pattern overrides and the BatchNorm mode.
-
-    ``weight_bits`` 1 → binary, 2…8 uniform (or the power-of-two code width, 2…4, with
-    ``weight_format="pow2"``). ``act_bits`` 2…8, or 32 for weights-only quantization (activations
-    stay float; such a model cannot be exported as QDQ). ``bn``: ``fold`` (fold BatchNorm before
-    quantizing), ``simulate`` (QAT with BN statistics, folded at the end), ``keep`` (leave BN).
-    """
-
-    percentile: float = 99.99
-    ema_momentum: float = 0.1
-    first_layer_bits: int | None = None
-    last_layer_bits: int | None = None
-    overrides: dict[str, dict[str, Any]] = field(default_factory=dict)
-    bn: str = "fold"
-
-    def default_spec(self) -> LayerSpec:
-        return LayerSpec(**{key: getattr(self, key) for key in LAYER_KEYS})
-
-
-def name_matches(name: str, pattern: str) -> bool:
-    """fnmatch on the qualified module name; ``re:<regex>`` for a regular expression (fullmatch).
-
-    A pattern without wildcards also matches the modules below it (``features.0`` → ``features.0.0``).
-    """
-    if pattern.startswith("re:"):
-        return re.fullmatch(pattern[3:], name) is not None
-    if fnmatch.fnmatchcase(name, pattern):
-        return True
-    return not any(c in pattern for c in "*?[") and name.startswith(pattern + ".")
-
-
-def resolve_specs(config: QuantConfig, names: list[str]) -> dict[str, LayerSpec]:
-    """The settings of each layer in ``names`` (execution order)."""
-    specs = {}
-    for i, name in enumerate(names):
-        spec = config.default_spec()
-        for bits, hit in ((config.first_layer_bits, i == 0), (config.last_layer_bits, i == len(names) - 1)):
-            if bits is not None and hit:
-                act_bits = spec.act_bits if spec.act_bits == 32 else max(spec.act_bits, bits)
-                spec = replace(spec, weight_bits=bits, act_bits=act_bits)
-        for pattern, settings in config.overrides.items():
-            if name_matches(name, pattern):
-                spec = replace(spec, **dict(settings))
-        if spec.weight_bits == 1:
-            spec = replace(spec, weight_format="binary")
-        elif spec.weight_format == "binary":
-            spec = replace(spec, weight_bits=1)
-        elif spec.weight_format == "pow2" and spec.weight_bits > 4:
-            spec = replace(spec, weight_format="uniform")
-        specs[name] = spec
-    return specs
+from edgeflow.methods.quantization.spec import BN_MODES, QuantConfig, resolve_specs
+from edgeflow.models import blueprint
 
 
 def _insert_after(gm: fx.GraphModule, node: fx.Node, name: str, module: nn.Module) -> fx.Node:
@@ -124,20 +48,25 @@ def _needs_act_quant(gm: fx.GraphModule, node: fx.Node) -> bool:
     return not G.is_transparent(gm, node)
 
 
-def quantize_model(model: nn.Module, input_shape: Iterable[int], config: QuantConfig | None = None,
-                   inplace: bool = False) -> fx.GraphModule:
+def quantize_model(model: nn.Module, input_shape: Iterable[int], config: QuantConfig | None = None, *,
+                   bn: str = "fold", inplace: bool = False) -> fx.GraphModule:
     """Quantized copy of ``model`` (a GraphModule; module names are kept). Calibrate it next.
 
-    ``input_shape`` excludes the batch dimension. BatchNorm is folded first (``config.bn``).
+    ``input_shape`` excludes the batch dimension. ``config`` (default ``QuantConfig()``; a stage
+    ``Config`` extending it works as is) is checked first (``ConfigError``). ``bn`` (``BN_MODES``):
+    ``fold`` BatchNorm before quantizing, ``simulate`` it (QAT with BN statistics, folded at the end by
+    ``fold_simulated_bn``), ``keep`` it as is.
     """
     config = config or QuantConfig()
+    config.check()
+    require_choice(bn, "bn", BN_MODES)
     if is_quantized(model):
         raise ValueError("the model is already quantized (ptq/qat ran before); quantize a float model")
     model = model if inplace else copy.deepcopy(model)
     bns: dict[str, nn.Module] = {}
-    if config.bn == "fold":
+    if bn == "fold":
         fold_batchnorm(model)
-    elif config.bn == "simulate":
+    elif bn == "simulate":
         bns = detach_bn_pairs(model)
     gm = G.trace(model)
     device = next((p.device for p in gm.parameters()), torch.device("cpu"))
@@ -184,8 +113,8 @@ def quantize_model(model: nn.Module, input_shape: Iterable[int], config: QuantCo
                                            config.percentile).to(device))
     gm.graph.lint()
     gm.recompile()
-    gm.edgeflow_quant_config = asdict(config)
-    gm.edgeflow_input_shape = tuple(input_shape)
+    blueprint.record(gm, {"op": "quantize", "input_shape": [int(d) for d in input_shape],
+                          "config": config.spec_dict(), "bn": bn}, source=model)
     return gm
 
 
@@ -270,11 +199,15 @@ def _calibrate_weights(layer: nn.Module) -> None:
 
 def fold_simulated_bn(model: nn.Module) -> None:
     """Fold the BNs attached for QAT into their layers (the deployed, integer-only form)."""
+    folded = False
     for layer in quant_layers(model).values():
         if getattr(layer, "bn", None) is not None:
             layer.fold_bn()
+            folded = True
             if layer.weight_quantizer.method != "lsq":
                 _calibrate_weights(layer)
+    if folded:
+        blueprint.record(model, {"op": "fold_simulated_bn"})
 
 
 # --------------------------------------------------------------------------------------- summary
@@ -287,38 +220,3 @@ def weight_bits_of(module: nn.Module) -> int:
     """Bits per weight of a Conv/Linear module: its quantizer's ``bits``, 32 if float."""
     wq = getattr(module, "weight_quantizer", None)
     return int(getattr(wq, "bits", 32)) if wq is not None else 32
-
-
-def quant_summary(model: nn.Module) -> dict[str, float]:
-    """``weight_bits`` (parameter-weighted mean), ``weight_bytes`` (Σ ceil(numel·bits/8) over
-    Conv/Linear weights at their true bit-width), ``bias_bytes`` (int32 biases), ``float_weight_bytes``
-    (the same weights at 32 bits) and ``size_ratio`` (float / quantized weight bytes)."""
-    total_bits = numel = weight_bytes = bias_bytes = 0
-    for m in model.modules():
-        if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear)):
-            bits = weight_bits_of(m)
-            n = m.weight.numel()
-            numel += n
-            total_bits += n * bits
-            weight_bytes += math.ceil(n * bits / 8)
-            if m.bias is not None:
-                bias_bytes += 4 * m.bias.numel()
-    return {
-        "weight_bits": total_bits / numel if numel else 32.0,
-        "weight_bytes": int(weight_bytes),
-        "bias_bytes": int(bias_bytes),
-        "float_weight_bytes": int(4 * numel),
-        "size_ratio": (4 * numel) / weight_bytes if weight_bytes else 1.0,
-    }
-
-
-def layer_table(model: nn.Module) -> list[dict[str, Any]]:
-    """One row per quantized layer: name, type, weight bits / format / method, act bits, fused ReLU."""
-    rows = []
-    for name, m in quant_layers(model).items():
-        wq, aq = m.weight_quantizer, m.act_quantizer
-        rows.append({"layer": name, "type": type(m).__name__, "weight_bits": int(wq.bits),
-                     "weight_format": wq.format, "per_channel": bool(wq.per_channel),
-                     "weight_method": wq.method, "act_bits": int(aq.bits) if aq.enabled else 32,
-                     "act_method": aq.method, "fused_relu": bool(m.fused_relu), "params": m.weight.numel()})
-    return rows
