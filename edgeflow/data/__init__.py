@@ -8,12 +8,12 @@ datamodules are imported when first built, ``DatasetError`` (``edgeflow.data.sou
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Mapping
 from dataclasses import is_dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import ConfigError
+from edgeflow.core.lazy import lazy_exports
 from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig
 
 if TYPE_CHECKING:
@@ -22,10 +22,7 @@ if TYPE_CHECKING:
 __all__ = ["DATASET_SCHEMAS", "DatasetConfig", "DatasetError", "build_datamodule", "to_dataset_config"]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "DatasetError":
-        return importlib.import_module("edgeflow.data.sources").DatasetError
-    raise AttributeError(f"module 'edgeflow.data' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, {"DatasetError": "sources"})
 
 
 def to_dataset_config(dataset_cfg: Any) -> DatasetConfig:

@@ -12,8 +12,7 @@ Public API (imported lazily so ``edgeflow.hardware.schema`` stays torch-free):
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgeflow.core.lazy import lazy_exports
 
 _EXPORTS = {
     "analyze": "graph", "ModelCost": "graph", "LayerCost": "graph",
@@ -24,9 +23,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"edgeflow.hardware.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'edgeflow.hardware' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -10,8 +10,7 @@ Public API (imported lazily so ``edgeflow.models.schemas`` stays torch-free): ``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgeflow.core.lazy import lazy_exports
 
 _EXPORTS = {
     "ZOO": "zoo", "build_model": "zoo",
@@ -20,9 +19,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"edgeflow.models.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'edgeflow.models' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

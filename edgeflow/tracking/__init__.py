@@ -7,15 +7,9 @@ schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgeflow.core.lazy import lazy_exports
 
 _EXPORTS = {name: "mlflow_run" for name in ("MlflowRun", "NullRun", "open_run", "flatten", "resolve_uri")}
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"edgeflow.tracking.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'edgeflow.tracking' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -17,6 +17,8 @@ PruningScheduleCallback``), so this package stays usable without Lightning. Name
 their submodule on first access, so importing the package (or ``.schedules``) loads no torch.
 """
 
+from edgeflow.core.lazy import lazy_exports
+
 _LAZY: dict[str, str] = {
     **dict.fromkeys(("energy_aware_group_ratios", "energy_aware_layer_sparsities", "energy_aware_sparsities", "group_costs", "layer_costs"), "energy"),
     **dict.fromkeys(("iterative_magnitude", "magnitude_during_fit", "magnitude_pruner", "structured_schedule"), "iterative"),
@@ -30,13 +32,7 @@ _LAZY: dict[str, str] = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import the submodule holding ``name`` on first use (keeps ``import`` of this package torch-free)."""
-    if name in _LAZY:
-        from importlib import import_module
-
-        return getattr(import_module(f"{__name__}.{_LAZY[name]}"), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

@@ -20,8 +20,7 @@ Lightning).
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from edgeflow.core.lazy import lazy_exports
 
 _EXPORTS = {
     **dict.fromkeys(("ACT_METHODS", "WEIGHT_FORMATS", "WEIGHT_METHODS", "LEARNED_METHODS", "BN_MODES",
@@ -37,9 +36,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(f"edgeflow.methods.quantization.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'edgeflow.methods.quantization' has no attribute {name!r}")
+__getattr__ = lazy_exports(__name__, _EXPORTS)
