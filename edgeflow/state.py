@@ -216,6 +216,13 @@ class State:
                    reference_metrics=meta["reference_metrics"], artifacts=artifacts, history=tuple(meta["history"]))
 
 
+def _load_target(name: str) -> Any:
+    """The bundled target ``name`` (uncached; the pipeline passes a cached ``target_source``)."""
+    from edgeflow.hardware import load
+
+    return load(name)
+
+
 def child_seed(seed: int, name: str) -> int:
     """The seed of sub-run ``name`` of a run seeded ``seed``: distinct per name, stable across runs."""
     return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2**31)
@@ -226,7 +233,8 @@ class StageContext:
     """Everything a stage may use besides the state: narrow and typed.
 
     - ``data``: the LightningDataModule, set up for fit and test;
-    - ``hardware``: the target's ``HardwareModel``;
+    - ``hardware``: the run's target's ``HardwareModel``; ``target(name)``: another target by name
+      (a stage costing the model on targets of its own, ``stages.profile.hardware: [gap9, rpi4]``);
     - ``trainer``: the Lightning settings shared by every fit;
     - ``out_dir``: this stage's (or sub-run's) own folder; ``seed``: its seed;
     - ``log_metrics(values, step)``: ``<stage>/<metric>`` into this context's MLflow run;
@@ -237,8 +245,9 @@ class StageContext:
 
     ``reads`` names the config groups the stage actually used (``dataset``, ``hardware``,
     ``trainer``): with the stage's own config they are everything its result depends on.
-    ``data_source`` and ``hardware_source`` build the datamodule / hardware model (once; the
-    pipeline passes cached functions, so children share them).
+    ``data_source`` and ``hardware_source`` build the datamodule / the run's hardware model,
+    ``target_source(name)`` a bundled target (``conf/hardware/<name>.yaml``); the pipeline passes
+    cached functions, so each is built once per run and children share them.
     """
 
     name: str
@@ -248,6 +257,7 @@ class StageContext:
     trainer_cfg: TrainerConfig
     data_source: Callable[[], pl.LightningDataModule]
     hardware_source: Callable[[], Any]
+    target_source: Callable[[str], Any] = _load_target
     reads: set[str] = field(default_factory=set)
     owns_run: bool = False
 
@@ -265,17 +275,32 @@ class StageContext:
 
     @property
     def hardware(self) -> Any:
-        """The target's ``edgeflow.hardware.HardwareModel``."""
+        """The run's target's ``edgeflow.hardware.HardwareModel`` (the ``hardware`` group)."""
         self.reads.add("hardware")
         return self.hardware_source()
+
+    def target(self, name: str | None = None) -> Any:
+        """The ``HardwareModel`` of target ``name``: the run's target (``hardware``, with its
+        command-line overrides) when ``name`` is None or the run's target's name, else the bundled
+        target ``conf/hardware/<name>.yaml``. Only the run's target counts as reading ``hardware``."""
+        run_target = self.hardware_source()
+        if name is None or name == run_target.name:
+            self.reads.add("hardware")
+            return run_target
+        return self.target_source(name)
 
     def log_metrics(self, values: Mapping[str, float], step: int | None = None) -> None:
         """Log ``<stage>/<metric>`` values (bare names in ``values``) at ``step``."""
         self.tracker.log_metrics({f"{self.name}/{k}": v for k, v in values.items()}, step)
 
     def log_artifact(self, path: Path) -> None:
-        """Upload ``path`` into this context's run, under the stage's name."""
-        self.tracker.log_artifact(Path(path), self.name)
+        """Upload ``path`` into this context's run under the stage's name, keeping its sub-folder of
+        ``out_dir`` (``profile/gap9/profile_layers.csv``: same-named files of targets stay apart)."""
+        path = Path(path)
+        folder = self.name
+        if path.parent != self.out_dir and path.parent.is_relative_to(self.out_dir):
+            folder = f"{self.name}/{path.parent.relative_to(self.out_dir).as_posix()}"
+        self.tracker.log_artifact(path, folder)
 
     def child(self, name: str, seed: int | None = None, tags: Mapping[str, str] | None = None) -> StageContext:
         """A sub-run: folder ``out_dir/name``, seed ``child_seed(seed, name)`` (or ``seed``), and a

@@ -5,19 +5,22 @@ the version it was exported from; otherwise (no export, or a stage changed the m
 stage exports the current model itself (metric ``fresh_export`` = 1), so it never measures an old
 file. It lowers the file to the integer program of
 ``edgeflow.runtime`` and measures: MACs, flash (weights at true bit-width + biases + requantization
-parameters), peak RAM (greedy arena), latency and energy on the configured hardware target,
-whether it fits, accuracy of the integer program on a data split, and agreement with onnxruntime.
+parameters), peak RAM (greedy arena), latency and energy on the run's target (or on the targets
+the stage names, ``hardware``: see ``edgeflow.stages._targets``), whether it fits, accuracy of the
+integer program on a data split, and agreement with onnxruntime. Accuracy and agreement are measured
+once, whatever the number of targets.
 Artifacts: ``profile_layers.csv``, ``profile_layers.png`` (per-layer latency and energy) and
-``profile_arena.png`` (arena usage over the schedule).
+``profile_arena.png`` (arena usage over the schedule); in ``<target>/`` when targets are listed.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import require, require_choice
 from edgeflow.stages._schema import StageConfig
+from edgeflow.stages._targets import check_targets, stage_targets
 
 if TYPE_CHECKING:
     from edgeflow.state import State, StageContext, StageResult
@@ -35,6 +38,7 @@ class Config(StageConfig):
     agreement: bool = True          # compare outputs with onnxruntime (ORT_ENABLE_ALL) on the split
     plots: bool = True
     filename: str = "model.onnx"    # used only when no exported file is found on the model
+    hardware: Any = None            # null: the run's target; a name; a list of names (metrics per target)
 
     def __post_init__(self) -> None:
         require_choice(self.rounding, "rounding", ROUNDINGS)
@@ -42,6 +46,7 @@ class Config(StageConfig):
         require(self.max_samples >= 0, "max_samples", "an integer >= 0", self.max_samples)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
         require(self.filename.endswith(".onnx"), "filename", "a name ending in .onnx", self.filename)
+        self.hardware = check_targets(self.hardware)
 
 
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
@@ -60,13 +65,19 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     dataset = None
     if cfg.split != "none":
         dataset = ctx.data.test_dataloader() if cfg.split == "test" else ctx.data.val_dataloader()
-    prof = program.profile(hardware=ctx.hardware, dataset=dataset, reference="onnxruntime" if cfg.agreement else False,
-                           max_samples=cfg.max_samples or None, batch_size=cfg.batch_size)
-    metrics = {**prof.metrics(), "fresh_export": float(fresh)}
+    metrics: dict[str, float] = {}
+    artifacts = {}
+    for target in stage_targets(cfg.hardware, ctx):
+        prof = program.profile(hardware=target.model, dataset=dataset, max_samples=cfg.max_samples or None,
+                               reference="onnxruntime" if cfg.agreement else False, batch_size=cfg.batch_size)
+        dataset = None  # accuracy and agreement do not depend on the target: measured on the first one only
+        metrics.update(target.metrics(prof.metrics()))
+        folder = target.folder(ctx.out_dir)
+        artifacts[target.key("profile_layers_csv")] = prof.write_csv(folder / "profile_layers.csv")
+        if cfg.plots:
+            artifacts.update({target.key(k): p for k, p in plot_profile(prof, folder).items()})
+    metrics["fresh_export"] = float(fresh)
     ref_acc = state.reference_metrics.get("test_acc")
     if ref_acc is not None and "test_acc" in metrics:
         metrics["acc_drop"] = float(ref_acc) - metrics["test_acc"]
-    artifacts = {"profile_layers_csv": prof.write_csv(ctx.out_dir / "profile_layers.csv")}
-    if cfg.plots:
-        artifacts.update(plot_profile(prof, ctx.out_dir))
     return StageResult(state=state, metrics=metrics, artifacts=artifacts)

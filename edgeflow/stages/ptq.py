@@ -32,6 +32,14 @@ class Config(StageConfig, QuantConfig):
         require(self.num_batches >= 1, "num_batches", "an integer >= 1", self.num_batches)
 
 
+def check(cfg: Config, state: State) -> None:
+    """Before any training: every ``overrides`` pattern selects a Conv/Linear layer of the model."""
+    from edgeflow.methods.quantization.spec import name_matches
+    from edgeflow.stages._patterns import require_matches
+
+    require_matches("overrides", cfg.overrides, state.model, name_matches)
+
+
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Fold BN, insert quantizers, calibrate on ``num_batches`` training batches, freeze, evaluate."""
     from edgeflow.methods.quantization import calibrate, freeze_observers, quant_report, quantize_model

@@ -43,6 +43,14 @@ class Config(TrainingStageConfig, QuantConfig):
         require_choice(self.bn, "bn", ("fold", "simulate"))
 
 
+def check(cfg: Config, state: State) -> None:
+    """Before any training: every ``overrides`` pattern selects a Conv/Linear layer of the model."""
+    from edgeflow.methods.quantization.spec import name_matches
+    from edgeflow.stages._patterns import require_matches
+
+    require_matches("overrides", cfg.overrides, state.model, name_matches)
+
+
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     """Quantize, calibrate, fine-tune with fake quantization, fold, freeze, evaluate."""
     from edgeflow.methods.quantization import (
