@@ -60,12 +60,12 @@ def test_mistake_stops_the_run_with_one_line_before_training(workdir: Path, over
 
 
 @pytest.mark.parametrize(("overrides", "error"), [MISTAKES[0], MISTAKES[5]], ids=["check", "validation"])
-def test_cli_prints_the_line_and_exits_2(tmp_path: Path, overrides: list[str], error: str) -> None:
-    proc = subprocess.run([str(BIN / "edgeflow"), *overrides, *FAST], capture_output=True, text=True, cwd=tmp_path,
+def test_cli_prints_the_line_and_exits_2(workdir: Path, overrides: list[str], error: str) -> None:
+    proc = subprocess.run([str(BIN / "edgeflow"), *overrides, *FAST], capture_output=True, text=True, cwd=workdir,
                           timeout=120)
     assert proc.returncode == 2, proc.stderr
     assert proc.stderr.strip().splitlines()[-1] == f"edgeflow: config error: {error}"
-    assert list(tmp_path.rglob("train")) == [] and "stage train" not in proc.stdout + proc.stderr
+    assert list(workdir.rglob("train")) == [] and "stage train" not in proc.stdout + proc.stderr
 
 
 def test_long_layer_lists_are_shortened() -> None:
@@ -89,5 +89,6 @@ def test_patterns_that_match_pass_after_structured_thinning(workdir: Path) -> No
 def test_weights_only_model_is_analyzed(workdir: Path) -> None:
     result = edgeflow.run(edgeflow.compose(["recipe=ptq_int8", "stages.ptq.act_bits=32", "~stages.export",
                                             "~stages.profile", *FAST]))
+    assert len(list(workdir.rglob("train"))) == 1  # runs land in workdir: the "no train folder" checks above hold
     assert result.metrics["analyze_int8/weight_bits"] == 8.0
     assert result.metrics["analyze_int8/flash_bytes"] < result.metrics["analyze/flash_bytes"]
