@@ -37,15 +37,14 @@ def i8(v):
 
 
 ZOO = {"resnet8": ((3, 32, 32), 10), "dscnn": ((1, 49, 10), 12), "mobilenet_v1": ((3, 96, 96), 2),
-       "tcn": ((1, 40), 10), "cnn": ((1, 8, 8), 10), "autoencoder": ((640,), 10)}
+       "tcn": ((1, 40), 10), "cnn": ((1, 8, 8), 10), "autoencoder": ((640,), 10), "mlp": ((1, 8, 8), 10)}
 
 
-def zoo_qdq_export(name, out_dir):
+def zoo_quantized(name):
     """Zoo model ``name`` (seeded random weights, non-trivial BN statistics) quantized W8A8 by
-    edgeflow, calibrated on random data and exported as QDQ ONNX into ``out_dir``; returns the path."""
+    edgeflow and calibrated on random data, observers frozen: what ``zoo_qdq_export`` exports."""
     import torch
 
-    from edgeflow.export.qdq import export_qdq
     from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quantize_model
     from edgeflow.models import build_model
 
@@ -59,4 +58,13 @@ def zoo_qdq_export(name, out_dir):
     quantized = quantize_model(model, shape, QuantConfig())
     calibrate(quantized, [(torch.randn(16, *shape), None) for _ in range(4)], 4)
     freeze_observers(quantized)
-    return export_qdq(quantized, shape, out_dir / f"{name}.onnx")
+    return quantized
+
+
+def zoo_qdq_export(name, out_dir, quantized=None):
+    """``zoo_quantized(name)`` (or the given ``quantized`` model) exported as QDQ ONNX into ``out_dir``;
+    returns the path."""
+    from edgeflow.export.qdq import export_qdq
+
+    return export_qdq(quantized if quantized is not None else zoo_quantized(name), ZOO[name][0],
+                      out_dir / f"{name}.onnx")

@@ -52,6 +52,9 @@ def test_estimate_layer_hand_computed():
     assert le.energy_uj == pytest.approx((1000 * 10 + 300 * 2 + 400 * 1) * 1e-6)
     mem = hw.estimate_layer(100, 3000, 0, bits=8)
     assert mem.bound == "memory" and mem.cycles == pytest.approx(3100)
+    # compute 10/2 = 5, memory 20/1 + 40/4 = 30: the 100 cycles of per-layer overhead dominate
+    small = hw.estimate_layer(10, 20, 40, bits=8)
+    assert small.bound == "overhead" and small.cycles == pytest.approx(130) and small.overhead_cycles == 100
 
 
 def test_sparse_kernel_only_where_supported():

@@ -41,7 +41,7 @@ def test_profile_costs_are_exact(tmp_path):
     assert conv.macs == 8 * 6 * 6 * 3 * 3 * 3 and fc.macs == 10 * 288
     assert conv.flash_bytes == 216 + 8 * 4 + 8 * 8       # int8 weights + int32 bias + (mult, shift) per channel
     assert fc.flash_bytes == 2880 + 10 * 4 + 8            # per-tensor: one (mult, shift) pair
-    assert prof.macs == conv.macs + fc.macs + 0
+    assert prof.macs == conv.macs + fc.macs + 0 and prof.ops == 0  # no pool, add or standalone activation
     assert prof.peak_ram_bytes == 192 + 288               # input int8 (3x8x8=192) + conv out (288), both 16-aligned
     prof4 = rt.load(_model(tmp_path, {"w": 4})).profile()
     conv4 = [lp for lp in prof4.layers if lp.kind == "conv"][0]
@@ -60,6 +60,17 @@ def test_profile_with_hardware_and_agreement(tmp_path):
     assert prof.write_csv(tmp_path / "l.csv").read_text().count("\n") == len(prof.layers) + 1
 
 
+def test_profile_accuracy_is_the_exact_percentage(tmp_path):
+    from edgeflow.core.accuracy import percent_correct
+
+    prog = rt.load(_model(tmp_path))
+    x = np.random.default_rng(1).normal(0, 1, (21, 3, 8, 8)).astype(np.float32)
+    correct = prog.run(x)[0].argmax(1)
+    y = np.where(np.arange(21) % 3 == 0, (correct + 1) % 10, correct)  # 14 of 21 right, in batches of 8, 8, 5
+    acc = prog.profile(dataset=(x, y), reference=False, batch_size=8).metrics()["test_acc"]
+    assert acc == percent_correct(14, 21) == 100.0 * 14 / 21  # what evaluate() reports for 14 of 21: drop 0
+
+
 def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
     torch = pytest.importorskip("torch")
     from edgeflow.stages import profile as stage
@@ -71,10 +82,14 @@ def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
     dm = SimpleNamespace(test_dataloader=lambda: [(x[:16], y[:16]), (x[16:], y[16:])])
     from edgeflow.hardware import load
 
-    ctx = SimpleNamespace(data=dm, out_dir=tmp_path, hardware=load("cortex_m7"))
-    state = State.of(model, (3, 8, 8), 10, reference_metrics={"test_acc": 50.0}).with_artifact("onnx", _model(tmp_path))
+    hw = load("cortex_m7")
+    ctx = SimpleNamespace(data=dm, out_dir=tmp_path, hardware=hw, target=lambda name: load(name) if name else hw)
+    # the reference accuracy the training side reports for the same predictions (percent_correct of the counts)
+    same = rt.load(_model(tmp_path)).profile(dataset=(x.numpy(), y.numpy()), reference=False).accuracy["test_acc"]
+    state = State.of(model, (3, 8, 8), 10, reference_metrics={"test_acc": same}).with_artifact("onnx", _model(tmp_path))
     res = stage.run(stage.Config(kind="profile"), state, ctx)
-    for k in ("macs", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits", "test_acc", "agreement", "acc_drop"):
+    for k in ("macs", "ops", "flash_bytes", "peak_ram_bytes", "latency_ms", "energy_uj", "fits", "test_acc", "agreement"):
         assert k in res.metrics
+    assert res.metrics["test_acc"] == same and res.metrics["acc_drop"] == 0.0
     assert res.metrics["agreement"] == 100.0 and res.metrics["fresh_export"] == 0.0
     assert all(p.is_file() for p in res.artifacts.values()) and len(res.artifacts) == 3

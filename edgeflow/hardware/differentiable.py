@@ -84,7 +84,7 @@ def soft_layer_cost(hw: HardwareModel | Any, *, macs: Any, weights: Any, act_ele
         for pa, ab in _as_pairs(act_bits, wb) if act_bits is not None else [(1.0, wb)]:
             p = pw * pa
             wbytes = weights * (wb / 8.0)
-            r = roofline(c, precision_of(wb, ab), macs + ops, wbytes, act_elements * (ab / 8.0))
+            r = roofline(c, precision_of(wb, ab), macs + ops, wbytes + 4.0 * biases, act_elements * (ab / 8.0))
             lat = lat + p * r.latency_ms
             energy = energy + p * r.energy_uj
             flash = flash + p * (wbytes + 4.0 * biases)

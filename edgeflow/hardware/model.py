@@ -5,15 +5,16 @@ Per layer (roofline, seeds lecture 1 / REFERENCE.md §3):
     precision        = precision_of(weight_bits, act_bits)           # binary/int2/int4/int8/float32
     sparse kernel    = the best supported storage format of the weight is not dense
     eff_macs         = macs · (1 − sparsity) / sparse_mac_efficiency  if sparse kernel, else macs
-    cycles, latency_ms, energy_uj = roofline(precision, work = eff_macs + ops,
-                                             weight_bytes = weight_stored_bytes,
-                                             activation_bytes = input_bytes + output_bytes)
+    cycles, latency_ms, energy_uj, bound = roofline(precision, work = eff_macs + ops,
+                                                    weight_bytes = weight_stored_bytes + bias_bytes,
+                                                    activation_bytes = input_bytes + output_bytes)
 
 with the roofline of ``edgeflow.hardware.roofline`` (compute and memory roofs, per-layer overhead,
 energy per MAC and per byte moved), the formula the differentiable costs share.
 
 Memory traffic is the compulsory traffic (each weight and activation byte moved once): a lower bound.
-Whole model: latency and energy are sums over layers; ``flash_bytes`` = Σ (weights in the best
+Whole model: ``macs`` and ``ops`` (``edgeflow.hardware.graph``'s convention, which the int8 runtime's
+profiler shares); latency and energy are sums over layers; ``flash_bytes`` = Σ (weights in the best
 supported storage format at their true bit-width + biases as 4-byte int32/float32); ``peak_ram_bytes``
 = max over layers of the live activation bytes (``LayerCost.live_bytes``); ``fits`` = both within the
 target's ``flash_bytes`` / ``ram_bytes``, else a warning naming what overflows.
@@ -39,7 +40,8 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "hardware"
 
 @dataclass
 class LayerEstimate:
-    """Estimate for one layer. ``bound`` is ``"compute"`` or ``"memory"`` (which roof limits it)."""
+    """Estimate for one layer. ``bound``: ``"compute"``, ``"memory"`` or ``"overhead"`` — the largest of the
+    roofline's cycle terms (``edgeflow.hardware.roofline.bound_of``)."""
 
     name: str
     kind: str
@@ -49,6 +51,7 @@ class LayerEstimate:
     cycles: float
     compute_cycles: float
     memory_cycles: float
+    overhead_cycles: float
     bound: str
     flash_bytes: int = 0
     storage_format: str = "dense"
@@ -64,6 +67,7 @@ class Estimate:
     target: str
     layers: list[LayerEstimate]
     macs: int
+    ops: int
     params: int
     latency_ms: float
     energy_uj: float
@@ -74,7 +78,7 @@ class Estimate:
 
     def metrics(self) -> dict[str, float]:
         """Bare metric names for a StageResult."""
-        return {"macs": self.macs, "params": self.params, "flash_bytes": self.flash_bytes,
+        return {"macs": self.macs, "ops": self.ops, "params": self.params, "flash_bytes": self.flash_bytes,
                 "peak_ram_bytes": self.peak_ram_bytes, "latency_ms": self.latency_ms,
                 "energy_uj": self.energy_uj, "fits": int(self.fits)}
 
@@ -112,7 +116,7 @@ class HardwareModel:
         return LayerEstimate(
             name=name, kind=kind, precision=prec, latency_ms=r.latency_ms, energy_uj=r.energy_uj,
             cycles=r.cycles, compute_cycles=r.compute_cycles, memory_cycles=r.memory_cycles,
-            bound="compute" if r.compute_cycles >= r.memory_cycles else "memory",
+            overhead_cycles=r.overhead_cycles, bound=r.bound,
             compute_energy_uj=r.compute_energy_uj, memory_energy_uj=r.memory_energy_uj,
         )
 
@@ -129,7 +133,7 @@ class HardwareModel:
         layers = []
         for lc in cost.layers:
             fmt, wbytes = self.storage(lc)
-            le = self.estimate_layer(lc.macs, wbytes, lc.input_bytes + lc.output_bytes, bits=lc.weight_bits,
+            le = self.estimate_layer(lc.macs, wbytes + lc.bias_bytes, lc.input_bytes + lc.output_bytes, bits=lc.weight_bits,
                                      sparsity=lc.sparsity, ops=lc.ops, act_bits=lc.act_bits,
                                      sparse_kernel=fmt != "dense", name=lc.name, kind=lc.kind)
             le.flash_bytes = int(wbytes + lc.bias_bytes)
@@ -146,7 +150,7 @@ class HardwareModel:
         if overflows and warn:
             warnings.warn(f"model does not fit {c.name}: " + "; ".join(overflows), stacklevel=2)
         return Estimate(
-            target=c.name, layers=layers, macs=int(cost.macs), params=int(cost.params),
+            target=c.name, layers=layers, macs=int(cost.macs), ops=int(cost.ops), params=int(cost.params),
             latency_ms=sum(le.latency_ms for le in layers), energy_uj=sum(le.energy_uj for le in layers),
             flash_bytes=int(flash), peak_ram_bytes=ram, fits=not overflows, overflows=overflows,
         )

@@ -1,9 +1,16 @@
-"""Cost rules of the IR's nodes: MACs, weights, and the flash bytes of a node's constants.
+"""Cost rules of the IR's nodes: MACs, other ops, weights, and the flash bytes of a node's constants.
 
 Read from public ``Node`` fields and static shapes (batch 1) only, so the profiler, the planner
 and a code generator count the same thing: weights at their true bit-width (``weight_bits``,
 rounded up to whole bytes), int32 biases, and one int32 multiplier + int32 shift per
 requantization (per output channel for conv / fully connected).
+
+Work is counted with the convention of ``edgeflow.hardware.graph`` (MLPerf Tiny's), so the runtime
+profile and the analysis of the same model report equal ``macs`` and ``ops``: ``macs`` are the
+multiply-accumulates of conv and fully connected nodes only; ``ops`` are the other elementary
+operations — pooling window taps (global average pool: its input elements), residual-add and
+standalone activation (clamp, softmax) output elements. Bias adds, requantization and the
+quantize / dequantize at the graph boundary count in neither.
 """
 
 from __future__ import annotations
@@ -21,17 +28,25 @@ def weights(node: Node) -> np.ndarray | None:
 
 
 def macs(node: Node, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
-    """Multiply-accumulates of one sample (batch 1 shapes)."""
+    """Multiply-accumulates of one sample (batch 1 shapes): conv and fully connected nodes only."""
     k = node.kind
     if k == "conv":
         w = node.params["weight"].shape
         return int(np.prod(out_shapes[0][1:])) * int(w[1]) * int(np.prod(w[2:]))
     if k == "fully_connected":
         return int(np.prod(out_shapes[0][1:])) * int(in_shapes[0][-1])
-    if k == "avg_pool":
+    return 0
+
+
+def ops(node: Node, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int, ...]]) -> int:
+    """Elementary operations other than MACs of one sample (batch 1 shapes; see the module docstring)."""
+    k = node.kind
+    if k in ("max_pool", "avg_pool"):
         return int(np.prod(out_shapes[0][1:])) * int(np.prod(node.attrs["kernel"]))
     if k == "global_avg_pool":
         return int(np.prod(in_shapes[0][1:]))
+    if k in ("add", "clamp", "softmax"):
+        return int(np.prod(out_shapes[0][1:]))
     return 0
 
 

@@ -1,10 +1,13 @@
 """Per-layer and total costs of a Program; accuracy and agreement with onnxruntime.
 
-Per layer (one integer op): MACs, weights (count, bits, sparsity), flash bytes (weights at their
+Per layer (one integer op): MACs and other ops (``edgeflow.runtime.costs``: the counting convention
+of ``edgeflow.hardware.analyze``), weights (count, bits, sparsity), flash bytes (weights at their
 true bit-width in the best storage format the target supports, + int32 biases + requantization
-parameters), activation bytes (inputs + outputs), and — with a hardware model — latency and energy
-from ``HardwareModel.estimate_layer``. Totals add peak RAM from the greedy arena plan and ``fits``
-(flash and arena within the target's capacities).
+parameters), activation bytes (inputs + outputs), and — with a hardware model — latency, energy,
+the roofline's cycle terms and ``bound`` from ``HardwareModel.estimate_layer`` (the same call the
+analysis makes: ``macs``, ``ops``, weight + constant bytes, activation bytes, and a sparse kernel
+only where the weights are stored in a sparse format). Totals add peak RAM from the greedy arena
+plan and ``fits`` (flash and arena within the target's capacities).
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from edgeflow.core.accuracy import percent_correct
 from edgeflow.runtime import costs
 from edgeflow.runtime.errors import RuntimeModelError
 
@@ -27,6 +31,7 @@ class LayerProfile:
     kind: str
     output_shape: tuple[int, ...]
     macs: int
+    ops: int
     weights: int
     weight_bits: int
     sparsity: float
@@ -35,13 +40,17 @@ class LayerProfile:
     storage_format: str = "dense"
     latency_ms: float = 0.0
     energy_uj: float = 0.0
-    bound: str = ""
+    compute_cycles: float = 0.0
+    memory_cycles: float = 0.0
+    overhead_cycles: float = 0.0
+    bound: str = ""  # compute | memory | overhead (``edgeflow.hardware.roofline``); "" without a target or for views
 
 
 @dataclass
 class Profile:
     layers: list[LayerProfile]
     macs: int
+    ops: int
     flash_bytes: int
     peak_ram_bytes: int
     latency_ms: float | None
@@ -55,7 +64,7 @@ class Profile:
 
     def metrics(self) -> dict[str, float]:
         """Flat metric dict with edgeflow's bare names (the profile stage prefixes ``profile/``)."""
-        m: dict[str, float] = {"macs": float(self.macs), "flash_bytes": float(self.flash_bytes),
+        m: dict[str, float] = {"macs": float(self.macs), "ops": float(self.ops), "flash_bytes": float(self.flash_bytes),
                                "peak_ram_bytes": float(self.peak_ram_bytes)}
         if self.latency_ms is not None:
             m["latency_ms"] = float(self.latency_ms)
@@ -85,7 +94,7 @@ class Profile:
         t = Table(title=title or None, show_footer=True)
         hw = self.latency_ms is not None
         cols = [("#", "", "right"), ("layer", "total", "left"), ("op", "", "left"), ("output", "", "left"),
-                ("MACs", f"{self.macs:,}", "right"), ("w bits", "", "right"),
+                ("MACs", f"{self.macs:,}", "right"), ("ops", f"{self.ops:,}", "right"), ("w bits", "", "right"),
                 ("flash B", f"{self.flash_bytes:,}", "right"), ("act B", "", "right")]
         if hw:
             cols += [("latency ms", f"{self.latency_ms:.4f}", "right"), ("energy uJ", f"{self.energy_uj:.3f}", "right")]
@@ -93,14 +102,14 @@ class Profile:
             t.add_column(name, footer=foot, justify=just)
         for lp in self.layers:
             row = [str(lp.index), lp.name[-40:], lp.kind, "x".join(map(str, lp.output_shape)), f"{lp.macs:,}",
-                   str(lp.weight_bits) if lp.weights else "", f"{lp.flash_bytes:,}", f"{lp.activation_bytes:,}"]
+                   f"{lp.ops:,}", str(lp.weight_bits) if lp.weights else "", f"{lp.flash_bytes:,}", f"{lp.activation_bytes:,}"]
             if hw:
                 row += [f"{lp.latency_ms:.4f}", f"{lp.energy_uj:.3f}"]
             t.add_row(*row)
         return t
 
     def summary_lines(self) -> list[str]:
-        lines = [f"MACs {self.macs:,}  flash {self.flash_bytes:,} B  peak RAM (arena) {self.peak_ram_bytes:,} B"]
+        lines = [f"MACs {self.macs:,}  ops {self.ops:,}  flash {self.flash_bytes:,} B  peak RAM (arena) {self.peak_ram_bytes:,} B"]
         if self.latency_ms is not None:
             lines.append(f"{self.hardware}: latency {self.latency_ms:.3f} ms  energy {self.energy_uj:.2f} uJ  "
                          f"fits {'yes' if self.fits else 'NO'}")
@@ -131,6 +140,7 @@ def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]
         ins = [shapes[n] for n in node.inputs]
         outs = [shapes[n] for n in node.outputs]
         macs = costs.macs(node, ins, outs)
+        ops = costs.ops(node, ins, outs)
         w = costs.weights(node)
         nw = int(w.size) if w is not None else 0
         bits = int(node.attrs["weight_bits"]) if nw else 0
@@ -148,10 +158,14 @@ def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]
         flash = int(wbytes) + other
         act = 0 if node.is_view else sum(int(np.prod(shapes[n])) * tensors[n].dtype.itemsize
                                          for n in list(node.inputs) + list(node.outputs))
-        lp = LayerProfile(i, node.name, node.kind, outs[0] if outs else (), macs, nw, bits, sparsity, flash, act, fmt)
+        lp = LayerProfile(i, node.name, node.kind, outs[0] if outs else (), macs, ops, nw, bits, sparsity, flash, act,
+                          fmt)
         if hw is not None and not node.is_view:
-            est = hw.estimate_layer(macs, wbytes + other, act, bits=bits or 8, sparsity=sparsity, name=node.name, kind=node.kind)
+            est = hw.estimate_layer(macs, wbytes + other, act, bits=bits or 8, sparsity=sparsity, ops=ops,
+                                    sparse_kernel=fmt != "dense", name=node.name, kind=node.kind)
             lp.latency_ms, lp.energy_uj, lp.bound = float(est.latency_ms), float(est.energy_uj), str(est.bound)
+            lp.compute_cycles, lp.memory_cycles = float(est.compute_cycles), float(est.memory_cycles)
+            lp.overhead_cycles = float(est.overhead_cycles)
         out.append(lp)
     return out
 
@@ -174,15 +188,15 @@ def _batches(dataset: Any, max_samples: int | None, batch_size: int):
         items = ((x[i:i + batch_size], None) for i in range(0, len(x), batch_size))
     else:
         items = ((b[0], b[1] if len(b) > 1 else None) if isinstance(b, (tuple, list)) else (b, None) for b in dataset)
-    for x, y in items:
-        x, y = to_np(x), to_np(y)
-        if max_samples is not None and seen + len(x) > max_samples:
-            x = x[: max_samples - seen]
-            y = None if y is None else y[: max_samples - seen]
-        if len(x) == 0:
+    for bx, by in items:  # not x, y: the generators above read those
+        bx, by = to_np(bx), to_np(by)
+        if max_samples is not None and seen + len(bx) > max_samples:
+            bx = bx[: max_samples - seen]
+            by = None if by is None else by[: max_samples - seen]
+        if len(bx) == 0:
             break
-        yield x, y
-        seen += len(x)
+        yield bx, by
+        seen += len(bx)
         if max_samples is not None and seen >= max_samples:
             break
 
@@ -227,7 +241,7 @@ def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples:
             max_diff = max(max_diff, float(d / lsb) if lsb else float(d))
             if out.ndim >= 2:
                 top1 += int((ref.reshape(len(x), -1).argmax(-1) == out.reshape(len(x), -1).argmax(-1)).sum())
-    acc = {"test_acc": 100.0 * correct / total} if total else {}
+    acc = {"test_acc": percent_correct(correct, total)} if total else {}
     agree = {}
     if elems:
         agree = {"agreement": 100.0 * eq / elems, "max_lsb_diff": max_diff}
@@ -252,6 +266,7 @@ def profile(program, hardware: Any = None, dataset: Any = None, reference: Any =
     layers = layer_costs(program, hw, input_shapes)
     plan = program.plan_memory(input_shapes)
     macs = sum(lp.macs for lp in layers)
+    ops = sum(lp.ops for lp in layers)
     flash = sum(lp.flash_bytes for lp in layers)
     lat = en = None
     fits = None
@@ -261,7 +276,7 @@ def profile(program, hardware: Any = None, dataset: Any = None, reference: Any =
         cfg = getattr(hw, "cfg", None)
         if cfg is not None and hasattr(cfg, "flash_bytes"):
             fits = flash <= int(cfg.flash_bytes) and plan.arena_bytes <= int(cfg.ram_bytes)
-    prof = Profile(layers, macs, flash, plan.arena_bytes, lat, en, fits, getattr(hw, "name", None),
+    prof = Profile(layers, macs, ops, flash, plan.arena_bytes, lat, en, fits, getattr(hw, "name", None),
                    rounding or program.rounding, plan)
     if dataset is not None:
         ref = "onnxruntime" if reference is None and program.path is not None else reference

@@ -8,13 +8,37 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+from torchmetrics import Metric
 
+from edgeflow.core.accuracy import percent_correct
 from edgeflow.training.schema import TrainingStageConfig
+
+
+class ExactAccuracy(Metric):
+    """Top-1 accuracy in percent from integer counts: ``update`` adds a batch's correct predictions and
+    samples (int64, summed across devices); ``compute`` is ``percent_correct(correct, total)`` as a
+    float64 tensor, so ``float()`` of it is that exact Python float (no float32 mean of batch means)."""
+
+    full_state_update = False
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.add_state("correct", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("total", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, target: Tensor) -> None:
+        self.correct += (logits.argmax(1) == target).sum()
+        self.total += target.numel()
+
+    def compute(self) -> Tensor:
+        return torch.tensor(percent_correct(int(self.correct), int(self.total)), dtype=torch.float64)
 
 
 class ClassificationTask(pl.LightningModule):
     """Cross-entropy training of ``model``; logs ``train_loss``, ``val_loss``, ``val_acc`` (percent).
 
+    Accuracies (``val_acc``, ``test_acc``) are ``ExactAccuracy`` metrics: exact ``100 · correct /
+    total`` over the epoch, the value the int8 runtime's profiler computes for the same predictions.
     ``extra_loss(model)`` (optional) returns a scalar added to the training loss, for regularisers
     such as the BN-scale L1 penalty of network slimming or hardware-cost terms.
     """
@@ -25,6 +49,7 @@ class ClassificationTask(pl.LightningModule):
         self.model = model
         self.cfg = cfg
         self.extra_loss = extra_loss
+        self.accuracy = nn.ModuleDict({"val": ExactAccuracy(), "test": ExactAccuracy()})
 
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
@@ -41,8 +66,9 @@ class ClassificationTask(pl.LightningModule):
         x, y = batch
         logits = self.model(x)
         self.log(f"{prefix}_loss", F.cross_entropy(logits, y), on_epoch=True, batch_size=len(y))
-        acc = (logits.argmax(1) == y).float().mean() * 100
-        self.log(f"{prefix}_acc", acc, on_epoch=True, prog_bar=True, batch_size=len(y))
+        acc = self.accuracy[prefix]
+        acc.update(logits, y)
+        self.log(f"{prefix}_acc", acc, on_step=False, on_epoch=True, prog_bar=True)
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> None:
         self._eval_step(batch, "val")
