@@ -26,16 +26,39 @@ Formats and the index widths assumed (``index_bits(n)`` = the smallest of 8, 16,
     N = the largest number of non-zeros in any group (so the format holds this exact tensor); each
     group stores N values and N in-group indices of ``ceil(log2 M)`` bits:
     ``rows · ceil(cols / M) · N · (bits + ceil(log2 M))`` bits. Also returned: ``nm_n``/``nm_m``.
+
+Codebook formats (weight sharing, Deep Compression), present only when the tensor holds at most
+``MAX_CODEBOOK`` distinct non-zero values per codebook group (:func:`codebook_layout`). A group is the
+whole layer or one output channel (row); both are tried and each format takes the smaller. ``K`` =
+the most distinct non-zero values in a group, plus one code for zero when the tensor has zeros (zero
+is the fixed centroid: code 0, never stored in the codebook); index width ``ib = max(1, ceil(log2 K))``;
+the codebook stores every group's non-zero values at ``bits`` each.
+
+``indexed`` (LUT-indexed kernels)
+    ``ceil(numel · ib / 8)`` + codebook.
+``sparse_indexed`` (Han's relative index)
+    the non-zeros in row-major order as (gap, index) pairs: gap = zeros skipped since the previous
+    entry in ``d`` bits; a gap above ``2^d − 1`` is bridged by filler entries (a stored zero after
+    ``2^d − 1`` skipped zeros): ``ceil(E · (d + ib) / 8)`` + codebook with ``E`` = non-zeros + fillers
+    and ``d`` in 1…8 chosen to minimise the size (``rel_bits``).
+``huffman`` (at rest only: a decoder must expand it before a kernel runs)
+    the index stream of ``indexed``, or the gap and index streams of ``sparse_indexed`` (``d`` again
+    chosen), each canonical-Huffman coded with its own table (``edgeflow.hardware.huffman``):
+    ``ceil((payload + tables) / 8)`` + codebook, the smaller of the two layouts.
 """
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-FORMATS = ("dense", "csr", "csc", "nm")
+FORMATS = ("dense", "csr", "csc", "nm", "indexed", "sparse_indexed", "huffman")
+AT_REST_ONLY = ("huffman",)  # formats a file carries but no kernel executes without decoding first
+MAX_CODEBOOK = 256           # the largest codebook (8-bit indices) a codebook format accepts
+MAX_GAP_BITS = 8             # widest relative-index field tried
 
 
 def index_bits(max_value: int) -> int:
@@ -87,7 +110,157 @@ def storage_bytes(weight: Any, bits: int, m: int = 4, mask: Any = None) -> dict[
     padded[:, :cols] = nz
     n = int(padded.reshape(rows, groups, m).sum(axis=2).max()) if nnz else 0
     nm = _bytes(rows * groups * n * (bits + int(math.ceil(math.log2(m)))))
-    return {"dense": dense, "csr": csr, "csc": csc, "nm": nm, "nm_n": n, "nm_m": m, "nnz": nnz}
+    sizes = {"dense": dense, "csr": csr, "csc": csc, "nm": nm, "nm_n": n, "nm_m": m, "nnz": nnz}
+    sizes.update(codebook_bytes(np.where(nz, w, 0), bits))
+    return sizes
+
+
+# ------------------------------------------------------------------------------ codebook formats
+@dataclass(frozen=True)
+class CodebookLayout:
+    """A weight matrix ``[rows, cols]`` as codebook indices.
+
+    ``group``: ``layer`` (one codebook) or ``channel`` (one per row); ``codebooks[g]``: the sorted
+    distinct non-zero values of group ``g``; ``index``: int64 ``[rows, cols]``, 0 = zero when
+    ``zero`` (the tensor has zeros), else ``codebooks[g][index - zero]``; ``index_bits``: ``ib``.
+    """
+
+    group: str
+    codebooks: tuple[np.ndarray, ...]
+    index: np.ndarray
+    zero: bool
+    index_bits: int
+
+    @property
+    def codebook_entries(self) -> int:
+        return sum(int(c.size) for c in self.codebooks)
+
+    def decode(self) -> np.ndarray:
+        """The weight matrix back from ``index`` and ``codebooks`` (exact)."""
+        rows = self.index.shape[0]
+        out = np.zeros(self.index.shape, dtype=self.codebooks[0].dtype if self.codebooks else np.float64)
+        for r in range(rows):
+            book = self.codebooks[0 if self.group == "layer" else r]
+            idx = self.index[r] - int(self.zero)
+            keep = idx >= 0
+            out[r, keep] = book[idx[keep]]
+        return out
+
+
+def codebook_layout(weight: Any, group: str = "layer", max_entries: int = MAX_CODEBOOK) -> CodebookLayout | None:
+    """``weight`` (any rank, viewed as in :func:`storage_bytes`) as codebook indices with one codebook
+    per ``group`` (``layer`` | ``channel``); None when a group holds more than ``max_entries``
+    distinct non-zero values (no codebook format then)."""
+    if group not in ("layer", "channel"):
+        raise ValueError(f"group must be 'layer' or 'channel', got {group!r}")
+    w = _as_matrix(weight)
+    zero = bool((w == 0).any())
+    parts = [w.reshape(1, -1)] if group == "layer" else [w[r:r + 1] for r in range(w.shape[0])]
+    books, inverse = [], []
+    for part in parts:
+        nonzero = part[part != 0]
+        book = np.unique(nonzero)
+        if book.size > max_entries:
+            return None
+        idx = np.zeros(part.shape, dtype=np.int64)
+        idx[part != 0] = np.searchsorted(book, nonzero) + int(zero)
+        books.append(book)
+        inverse.append(idx)
+    index = np.concatenate(inverse, axis=0).reshape(w.shape)
+    k = max((b.size for b in books), default=0) + int(zero)
+    return CodebookLayout(group, tuple(books), index, zero, max(1, int(math.ceil(math.log2(max(k, 1))))))
+
+
+def relative_index(index: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
+    """Han's relative-index stream of a flat index vector (0 = zero): ``(gaps, indices)`` of the
+    stored entries, non-zeros in order plus a filler ``(2^d − 1, 0)`` wherever a gap overflows."""
+    flat = np.asarray(index, dtype=np.int64).reshape(-1)
+    pos = np.flatnonzero(flat)
+    gaps = np.diff(np.concatenate([[-1], pos])) - 1
+    span = 1 << gap_bits                    # a filler covers 2^d − 1 skipped zeros and itself
+    fillers = gaps // span
+    out_gaps, out_idx = [], []
+    for g, q, p in zip(gaps, fillers, pos):
+        out_gaps += [span - 1] * int(q) + [int(g - q * span)]
+        out_idx += [0] * int(q) + [int(flat[p])]
+    return np.asarray(out_gaps, dtype=np.int64), np.asarray(out_idx, dtype=np.int64)
+
+
+def from_relative_index(gaps: np.ndarray, indices: np.ndarray, numel: int) -> np.ndarray:
+    """The flat index vector (length ``numel``) back from a relative-index stream."""
+    flat = np.zeros(numel, dtype=np.int64)
+    at = -1
+    for g, i in zip(np.asarray(gaps).tolist(), np.asarray(indices).tolist()):
+        at += int(g) + 1
+        flat[at] = int(i)
+    return flat
+
+
+def _relative_histograms(flat: np.ndarray, gap_bits: int) -> tuple[dict[int, int], dict[int, int], int]:
+    """Histograms of the gap and index streams of :func:`relative_index` and its entry count,
+    computed without building the streams."""
+    pos = np.flatnonzero(flat)
+    gaps = np.diff(np.concatenate([[-1], pos])) - 1
+    span = 1 << gap_bits
+    q = gaps // span
+    fill = int(q.sum())
+    gap_hist = _counts(gaps - q * span)
+    idx_hist = _counts(flat[pos])
+    if fill:
+        gap_hist[span - 1] = gap_hist.get(span - 1, 0) + fill
+        idx_hist[0] = idx_hist.get(0, 0) + fill
+    return gap_hist, idx_hist, int(pos.size) + fill
+
+
+def _counts(values: np.ndarray) -> dict[int, int]:
+    v, c = np.unique(np.asarray(values, dtype=np.int64), return_counts=True)
+    return {int(a): int(b) for a, b in zip(v, c)}
+
+
+def _huffman_bits(hist: dict[int, int]) -> int:
+    from edgeflow.hardware.huffman import code_lengths, table_bits
+
+    lengths = code_lengths(hist)
+    return sum(hist[s] * lengths[s] for s in hist) + table_bits(lengths)
+
+
+def layout_bytes(layout: CodebookLayout, bits: int) -> dict[str, int]:
+    """``indexed``, ``sparse_indexed`` and ``huffman`` bytes of ``layout`` with codebook values at
+    ``bits``, plus ``rel_bits`` (the gap width of ``sparse_indexed``) and ``codebook_bytes``."""
+    flat = layout.index.reshape(-1)
+    ib = layout.index_bits
+    book = _bytes(layout.codebook_entries * bits)
+    sizes = {"indexed": _bytes(flat.size * ib) + book, "codebook_bytes": book}
+    best_rel, best_huff = None, _huffman_bits(_counts(flat))
+    for d in range(1, MAX_GAP_BITS + 1):
+        gap_hist, idx_hist, entries = _relative_histograms(flat, d)
+        rel = _bytes(entries * (d + ib))
+        if best_rel is None or rel < best_rel[0]:
+            best_rel = (rel, d)
+        if entries:
+            best_huff = min(best_huff, _huffman_bits(gap_hist) + _huffman_bits(idx_hist))
+    sizes["sparse_indexed"] = best_rel[0] + book
+    sizes["rel_bits"] = best_rel[1]
+    sizes["huffman"] = _bytes(best_huff) + book
+    return sizes
+
+
+def codebook_bytes(weight: Any, bits: int) -> dict[str, int]:
+    """The codebook formats of ``weight`` (see the module docstring): ``indexed``,
+    ``sparse_indexed``, ``huffman``, ``rel_bits`` and ``codebook_bytes`` (of the grouping whose
+    ``indexed`` is smaller) and ``unique_weights`` (distinct values, zero included); each format the
+    smaller over layer and channel codebooks; ``{}`` when no grouping holds at most ``MAX_CODEBOOK``
+    values per group."""
+    w = _as_matrix(weight)
+    options = [layout_bytes(layout, bits) for group in ("layer", "channel")
+               if (layout := codebook_layout(w, group)) is not None]
+    if not options:
+        return {}
+    best = dict(min(options, key=lambda sizes: sizes["indexed"]))
+    for key in ("indexed", "sparse_indexed", "huffman"):
+        best[key] = min(sizes[key] for sizes in options)
+    best["unique_weights"] = int(np.unique(w).size)
+    return best
 
 
 def best_format(sizes: dict[str, int], supported: tuple[str, ...] | list[str] = ("dense",)) -> tuple[str, int]:
@@ -98,3 +271,9 @@ def best_format(sizes: dict[str, int], supported: tuple[str, ...] | list[str] = 
     allowed = [f for f in FORMATS if f in sizes and (f == "dense" or f in supported)]
     name = min(allowed, key=lambda f: (sizes[f], FORMATS.index(f)))
     return name, int(sizes[name])
+
+
+def at_rest_format(sizes: dict[str, int]) -> tuple[str, int]:
+    """The smallest of all formats in ``sizes``, Huffman included: what a file or an over-the-air
+    update carries (:func:`best_format` with every format supported)."""
+    return best_format(sizes, FORMATS)

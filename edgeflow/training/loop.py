@@ -10,6 +10,7 @@ import pytorch_lightning as pl
 import torch
 from torch import Tensor, nn
 
+from edgeflow.methods.clustering.callback import WeightSharing
 from edgeflow.state import StageContext
 from edgeflow.training.callbacks import EpochMetricsLogger, MaskEnforcer
 from edgeflow.training.schema import TrainingStageConfig
@@ -36,14 +37,15 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
     """Train ``model`` in place on ``ctx.data`` and restore its best-validation weights.
 
     Writes the best checkpoint (weights only) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
-    ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, and re-applies pruning masks after
-    every optimizer step. Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
+    ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, re-applies pruning masks after
+    every optimizer step and keeps clustered weights tied (``WeightSharing``). Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
     ``val_acc`` series is in MLflow; ``best_val_acc`` does not collide with it).
     """
     task = ClassificationTask(model, cfg, extra_loss)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ctx.out_dir, filename="best", monitor="val_acc", mode="max",
                                               save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    all_callbacks: list[pl.Callback] = [MaskEnforcer(), EpochMetricsLogger(ctx.log_metrics), checkpoint, *callbacks]
+    all_callbacks: list[pl.Callback] = [MaskEnforcer(), WeightSharing(), EpochMetricsLogger(ctx.log_metrics), checkpoint,
+                                        *callbacks]
     if cfg.patience > 0:
         all_callbacks.append(pl.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience))
     trainer = _trainer(ctx, cfg.max_epochs, all_callbacks, progress=True)
