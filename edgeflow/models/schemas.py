@@ -1,40 +1,74 @@
-"""Schemas of the ``model`` config group, one dataclass per zoo model (torch-free).
+"""Schemas of the ``model`` config group (torch-free): one dataclass per zoo model, and
+``TargetModelConfig`` for a user's own model (``_target_: mypkg.nets.MyNet``).
 
-``MODEL_SCHEMAS`` maps a model's ``name`` to its schema. ``input_shape`` and ``num_classes`` come
-from the dataset (``conf/model/*.yaml`` interpolate them); each schema checks in ``__post_init__``
-that the dataset's shape fits the model (rank, minimum sizes) and raises ``ConfigError`` with the
-bare key otherwise.
+``MODEL_SCHEMAS`` maps a zoo model's ``name`` to its schema. ``input_shape`` and ``num_classes``
+come from the dataset (``conf/model/*.yaml`` interpolate them); they may be null at validation when
+the dataset is a user's datamodule that does not declare them, and are then filled in when the run
+starts (``for_data``, which checks them again). Each zoo schema checks in ``__post_init__`` that
+the shape fits the model (rank, minimum sizes) and raises ``ConfigError`` with the bare key
+otherwise. ``checkpoint`` (every model) names trained weights to start from; the validator checks
+it with ``edgeflow.models.checkpoint.check``.
 """
 
 from __future__ import annotations
 
+import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
 from edgeflow.core.errors import ConfigError, require
+from edgeflow.core.targets import TARGET_KEY, call_arguments, resolve
 
 __all__ = [
-    "MODEL_SCHEMAS", "ModelConfig", "MLPConfig", "CNNConfig", "ResNet8Config", "DSCNNConfig",
-    "MobileNetV1Config", "AutoEncoderConfig", "TCNConfig",
+    "MODEL_SCHEMAS", "ModelConfig", "TargetModelConfig", "MLPConfig", "CNNConfig", "ResNet8Config",
+    "DSCNNConfig", "MobileNetV1Config", "AutoEncoderConfig", "TCNConfig",
 ]
+
+RESERVED = ("input_shape", "num_classes", "checkpoint")  # keys of a model node that are not model options
+
+
+def _check_common(cfg: ModelConfig | TargetModelConfig) -> None:
+    """Checks every model config shares: the shape and class count, when known."""
+    if cfg.input_shape is not None:
+        shape = list(cfg.input_shape)
+        require(len(shape) >= 1 and all(isinstance(d, int) and d >= 1 for d in shape), "input_shape",
+                "a non-empty list of integers >= 1", shape)
+    if cfg.num_classes is not None:
+        require(isinstance(cfg.num_classes, int) and cfg.num_classes >= 1, "num_classes", "an integer >= 1",
+                cfg.num_classes)
+
+
+def _for_data(cfg: Any, input_shape: tuple[int, ...], num_classes: int) -> Any:
+    """``cfg`` with the data's shape and class count (checked again); a configured value that
+    differs from the data's is a ``ConfigError``."""
+    for key, value in (("input_shape", list(input_shape)), ("num_classes", int(num_classes))):
+        configured = getattr(cfg, key)
+        if configured is not None and (list(configured) if key == "input_shape" else configured) != value:
+            raise ConfigError(key, f"is {configured} but the dataset gives {value}; leave it to the dataset "
+                                   f"(${{dataset.{key}}})")
+    return dataclasses.replace(cfg, input_shape=list(input_shape), num_classes=int(num_classes))
 
 
 @dataclass
 class ModelConfig:
-    """Base of every model schema. ``input_shape`` and ``num_classes`` come from the dataset."""
+    """Base of every zoo model schema. ``input_shape`` and ``num_classes`` come from the dataset."""
 
     name: str = MISSING
-    input_shape: list[int] = MISSING
-    num_classes: int = MISSING
+    input_shape: list[int] | None = MISSING
+    num_classes: int | None = MISSING
+    checkpoint: str | None = None
 
     #: human-readable layout the model expects, and the rank of ``input_shape`` (None = any)
     expects: ClassVar[str] = "any shape"
     rank: ClassVar[int | None] = None
 
     def __post_init__(self) -> None:
-        require(self.num_classes >= 1, "num_classes", "an integer >= 1", self.num_classes)
+        _check_common(self)
+        if self.input_shape is None:
+            return  # checked by for_data when the run knows the data's shape
         if self.rank is not None and len(self.input_shape) != self.rank:
             raise ConfigError("name", f"{self.name} expects input_shape {self.expects}, but the dataset "
                                       f"gives {list(self.input_shape)}; pick a model for this dataset")
@@ -42,6 +76,52 @@ class ModelConfig:
 
     def check_input(self) -> None:
         """Model-specific checks of ``input_shape`` beyond its rank (override where needed)."""
+
+    def options(self) -> dict[str, Any]:
+        """The model's own options: the keyword arguments of ``build_model`` besides the shape."""
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)
+                if f.name not in ("name", *RESERVED)}
+
+    def for_data(self, input_shape: tuple[int, ...], num_classes: int) -> ModelConfig:
+        """This config for data of ``input_shape`` and ``num_classes`` (checked again)."""
+        return _for_data(self, input_shape, num_classes)
+
+
+@dataclass
+class TargetModelConfig:
+    """A user's own model: ``_target_`` (here ``target``) is the import path of any callable that
+    returns an ``nn.Module`` (a class or a function); the node's other keys, except ``input_shape``,
+    ``num_classes`` and ``checkpoint``, are its keyword arguments (``kwargs``). ``input_shape``
+    (a tuple) and ``num_classes`` are passed only when its signature names them.
+
+    Validation imports the target and checks the arguments against its signature (a configured key
+    it does not take, a parameter without default that nothing supplies).
+    """
+
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+    checkpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        fn = resolve(self.target, TARGET_KEY)
+        call_arguments(fn, self.target, self.kwargs,
+                       {"input_shape": self.input_shape, "num_classes": self.num_classes}, "")
+        _check_common(self)
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> TargetModelConfig:
+        """The config of a ``model`` node holding ``_target_`` (keys relative to ``model``)."""
+        if "name" in node:
+            raise ConfigError(TARGET_KEY, f"is set together with name={node['name']!r} (a zoo model); use one: "
+                                          "a model YAML with _target_ and no name (override /model: <that file>)")
+        kwargs = {k: v for k, v in node.items() if k != TARGET_KEY and k not in RESERVED}
+        return cls(target=node[TARGET_KEY], kwargs=kwargs, **{k: node[k] for k in RESERVED if k in node})
+
+    def for_data(self, input_shape: tuple[int, ...], num_classes: int) -> TargetModelConfig:
+        """This config for data of ``input_shape`` and ``num_classes``."""
+        return _for_data(self, input_shape, num_classes)
 
 
 def _positive_list(values: list[int], key: str) -> None:

@@ -7,7 +7,7 @@ from typing import Any
 from torch import nn
 
 from edgeflow.models.autoencoder import AutoEncoder
-from edgeflow.models.blueprint import set_blueprint
+from edgeflow.models.blueprint import json_form, set_blueprint
 from edgeflow.models.cnn import CNN
 from edgeflow.models.dscnn import DSCNN
 from edgeflow.models.mlp import MLP
@@ -36,14 +36,5 @@ def build_model(name: str, input_shape: tuple[int, ...], num_classes: int, **kwa
         raise KeyError(f"model.name: unknown model {name!r}; available: {', '.join(ZOO)}")
     model = ZOO[name](input_shape=tuple(input_shape), num_classes=num_classes, **kwargs)
     set_blueprint(model, [{"op": "zoo", "name": name, "input_shape": [int(d) for d in input_shape],
-                           "num_classes": int(num_classes), "options": _plain(kwargs)}])
+                           "num_classes": int(num_classes), "options": json_form(kwargs)}])
     return model
-
-
-def _plain(value: Any) -> Any:
-    """``value`` with tuples as lists (JSON form)."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
