@@ -6,24 +6,31 @@
 Prints a per-layer table (MACs, weight bits, flash, activation bytes, and with ``hardware=`` the
 latency and energy on that target) with totals, the peak RAM of the greedy arena, and with
 ``dataset=`` the accuracy of the integer program and its agreement with onnxruntime. Errors are one
-line on stderr and a non-zero exit status (2: bad arguments, 1: the model cannot be run).
-Imports stay lazy so ``--help`` answers at once.
+line on stderr and a non-zero exit status: 2 for a bad argument (an unknown option or value, an
+unknown ``hardware=`` / ``dataset=`` name, a model path that does not exist), checked before
+anything heavy loads; 1 when the model cannot be read or run. Imports stay lazy so ``--help`` and
+argument errors answer at once.
 """
 
 from __future__ import annotations
 
-import argparse
 import sys
+from pathlib import Path
+from typing import NoReturn
+
+from tasks.args import OneLineArgumentParser
+
+PROG = "edgeflow-profile"
 
 
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="edgeflow-profile",
+def _parser() -> OneLineArgumentParser:
+    p = OneLineArgumentParser(
+        prog=PROG,
         description="Profile an int8 ONNX file (QDQ or QOperator) on edgeflow's integer reference runtime.",
         epilog="Targets: the names in conf/hardware (e.g. cortex_m4, cortex_m7, gap9). "
                "Datasets: the names in conf/dataset (e.g. digits, mnist1d, cifar10).")
     p.add_argument("model", help="path of the .onnx file, or of a program saved by Program.save (.json)")
-    p.add_argument("overrides", nargs="*", metavar="key=value", help="hardware=NAME and/or dataset=NAME")
+    p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="hardware=NAME and/or dataset=NAME")
     p.add_argument("--rounding", choices=("onnx", "tflm"), default="onnx",
                    help="requantization: onnx (bit-equal to onnxruntime) or tflm (TFLite Micro double rounding)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="dataset split (default: test)")
@@ -35,9 +42,34 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
-def _fail(msg: str, code: int = 1) -> None:
-    print(f"edgeflow-profile: {msg}", file=sys.stderr)
+def _fail(msg: str, code: int = 1) -> NoReturn:
+    print(f"{PROG}: {msg}", file=sys.stderr)
     sys.exit(code)
+
+
+def _options(parser: OneLineArgumentParser, overrides: list[str]) -> dict[str, str]:
+    """``hardware=`` / ``dataset=`` from ``overrides``; anything else, or an unknown name, is a bad argument.
+
+    A hardware value ending in ``.yaml`` / ``.yml`` is a file of the user's own; other values must
+    name a file of ``conf/hardware`` or ``conf/dataset``.
+    """
+    from edgeflow import CONF_DIR
+    from edgeflow.core.suggest import did_you_mean
+
+    opts: dict[str, str] = {}
+    for ov in overrides:
+        key, sep, val = ov.partition("=")
+        if not sep or key not in ("hardware", "dataset") or not val:
+            parser.error(f"{ov!r}: expected hardware=NAME or dataset=NAME")
+        if key == "hardware" and Path(val).suffix in (".yaml", ".yml"):
+            if not Path(val).is_file():
+                parser.error(f"hardware={val}: no such file")
+        else:
+            names = sorted(p.stem for p in (CONF_DIR / key).glob("*.yaml"))
+            if val not in names:
+                parser.error(f"{key}={val}: unknown {key}{did_you_mean(val, names)}; known: {', '.join(names)}")
+        opts[key] = val
+    return opts
 
 
 def _dataset(name: str, seed: int, split: str):
@@ -46,39 +78,36 @@ def _dataset(name: str, seed: int, split: str):
     from edgeflow import CONF_DIR
     from edgeflow.data import build_datamodule
 
-    f = CONF_DIR / "dataset" / f"{name}.yaml"
-    if not f.is_file():
-        avail = ", ".join(sorted(p.stem for p in (CONF_DIR / "dataset").glob("*.yaml")))
-        raise ValueError(f"dataset={name}: unknown dataset; available: {avail}")
-    dm = build_datamodule(OmegaConf.load(f), seed)
+    dm = build_datamodule(OmegaConf.load(CONF_DIR / "dataset" / f"{name}.yaml"), seed)
     dm.setup("fit")
     dm.setup("test")
     return dm.test_dataloader() if split == "test" else dm.val_dataloader()
 
 
 def main(argv: list[str] | None = None) -> None:
-    args = _parser().parse_args(argv)
-    opts = {}
-    for ov in args.overrides:
-        key, sep, val = ov.partition("=")
-        if not sep or key not in ("hardware", "dataset") or not val:
-            _fail(f"bad argument {ov!r}: expected hardware=NAME or dataset=NAME", 2)
-        opts[key] = val
-    if args.max_samples < 0 or args.batch_size < 1:
-        _fail("--max-samples must be >= 0 and --batch-size >= 1", 2)
+    """Profile the model named on the command line; exit 2 on a bad argument, 1 if the model fails."""
+    parser = _parser()
+    args = parser.parse_args(argv)
+    opts = _options(parser, args.overrides)
+    if args.max_samples < 0:
+        parser.error(f"--max-samples: must be >= 0 (0 = all), got {args.max_samples}")
+    if args.batch_size < 1:
+        parser.error(f"--batch-size: must be >= 1, got {args.batch_size}")
+    if not Path(args.model).exists():
+        parser.error(f"{args.model}: no such file")
 
+    hw = None
+    if "hardware" in opts:
+        from edgeflow.hardware import load as load_hw
+
+        try:
+            hw = load_hw(opts["hardware"])
+        except Exception as exc:  # noqa: BLE001 - a target file that does not load is a bad argument
+            parser.error(f"hardware={opts['hardware']}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}")
     try:
         from edgeflow import runtime
 
         program = runtime.load(args.model, rounding=args.rounding)
-        hw = None
-        if "hardware" in opts:
-            from edgeflow.hardware import load as load_hw
-
-            try:
-                hw = load_hw(opts["hardware"])
-            except Exception as exc:  # noqa: BLE001 - reported in one line
-                raise ValueError(f"hardware={opts['hardware']}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
         data = _dataset(opts["dataset"], args.seed, args.split) if "dataset" in opts else None
         prof = program.profile(hardware=hw, dataset=data, reference=False if args.no_agreement else None,
                                max_samples=args.max_samples or None, batch_size=args.batch_size)
