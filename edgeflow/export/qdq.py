@@ -14,7 +14,10 @@ Format (what onnxruntime's QDQ selectors and the int8 runtime expect; TFLite int
   their input's scale, so onnxruntime runs them on int8.
 - metadata_props: ``edgeflow.weight_bits`` = JSON ``{initializer: bits}`` (true bit-width: 1 = binary),
   ``edgeflow.weight_format`` = ``{initializer: uniform|binary|pow2}``, ``edgeflow.act_bits`` =
-  ``{quantized tensor: bits}`` for every activation, ``edgeflow.layers`` = ``{module: {...}}``.
+  ``{quantized tensor: bits}`` for every activation, ``edgeflow.layers`` = ``{module: {...}}``,
+  ``edgeflow.codebook`` = ``{initializer: {"clusters": k, "index_bits": ceil(log2 k), "scope":
+  layer|channel}}`` for every clustered layer (``edgeflow.methods.clustering``; its int8 initializer
+  holds at most k distinct values per layer with per-tensor weights, per channel otherwise).
 
 onnxruntime at ``ORT_ENABLE_EXTENDED`` or higher fuses these into QLinearConv / QGemm / QLinearAdd /
 QLinearGlobalAveragePool (see :func:`edgeflow.export.ort.optimized_op_types`).
@@ -79,6 +82,7 @@ class _Builder:
         self.names: set[str] = set()
         self.weight_bits: dict[str, int] = {}
         self.weight_format: dict[str, str] = {}
+        self.codebook: dict[str, dict[str, Any]] = {}
         self.act_bits: dict[str, int] = {}
         self.layers: dict[str, dict[str, Any]] = {}
         self._qparams: dict[tuple[float, int], tuple[str, str]] = {}
@@ -171,6 +175,11 @@ def _emit_layer(b: _Builder, name: str, m: nn.Module, x: _Q, node: fx.Node) -> _
     w_name = b.init(f"{name}.weight_q", q_w.astype(np.int8))
     b.weight_bits[w_name] = int(wq.bits)
     b.weight_format[w_name] = str(wq.format)
+    book = getattr(m, "codebook", None)
+    if isinstance(book, torch.Tensor) and isinstance(getattr(m, "weight_index", None), torch.Tensor):
+        k = int(book.shape[1])
+        b.codebook[w_name] = {"clusters": k, "index_bits": max(1, (k - 1).bit_length()),
+                              "scope": "layer" if book.shape[0] == 1 else "channel"}
     if per_channel:
         ws = b.init(f"{name}.weight_scale", s_w.reshape(-1))
         wz = b.init(f"{name}.weight_zp", np.zeros(s_w.size, dtype=np.int8))
@@ -374,6 +383,7 @@ def export_qdq(model: nn.Module, input_shape: tuple[int, ...], path: Path | str,
         "edgeflow.weight_format": b.weight_format,
         "edgeflow.act_bits": b.act_bits,
         "edgeflow.layers": b.layers,
+        "edgeflow.codebook": b.codebook,
         "edgeflow.format": "qdq",
     }
     onnx.helper.set_model_props(proto, {k: v if isinstance(v, str) else json.dumps(v) for k, v in meta.items()})
@@ -391,4 +401,13 @@ def weight_bits_metadata(path: Path | str) -> dict[str, int]:
     return json.loads(props.get("edgeflow.weight_bits", "{}"))
 
 
-__all__ = ["export_qdq", "QDQExportError", "weight_bits_metadata"]
+def codebook_metadata(path: Path | str) -> dict[str, dict[str, Any]]:
+    """``{initializer: {"clusters", "index_bits", "scope"}}`` recorded in an exported file
+    (``edgeflow.codebook``; empty for a model without clustered layers)."""
+    import onnx
+
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    return json.loads(props.get("edgeflow.codebook", "{}"))
+
+
+__all__ = ["export_qdq", "QDQExportError", "codebook_metadata", "weight_bits_metadata"]
