@@ -229,6 +229,20 @@ def test_a_missing_checkpoint_is_a_config_error(workdir: Path, checkpoint: str, 
         message.format(tmp=workdir)
 
 
+def test_a_state_of_another_model_stops_the_run_before_any_stage(workdir: Path) -> None:
+    from edgeflow.models import build_model
+
+    State.of(build_model("cnn", (1, 8, 8), 10), (1, 8, 8), 10).save(workdir / "state")
+    cfg = edgeflow.compose(["recipe=ptq_pretrained", f"model.checkpoint={workdir / 'state'}", "model.channels=[8,16]",
+                            *FAST])
+    with pytest.raises(ConfigError) as info:
+        edgeflow.run(cfg)
+    assert str(info.value) == (
+        f"model.checkpoint: {workdir / 'state'} holds cnn(input_shape=[1, 8, 8], num_classes=10, channels=[16, 32], "
+        "dropout=0.0), but the config builds cnn(input_shape=[1, 8, 8], num_classes=10, channels=[8, 16], "
+        "dropout=0.0); configure the model (and dataset) the checkpoint was trained with")
+
+
 def test_weights_that_do_not_fit_the_model_name_the_checkpoint(tmp_path: Path) -> None:
     from edgeflow.models import build_model
     from edgeflow.models.checkpoint import start_from

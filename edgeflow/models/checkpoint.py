@@ -145,10 +145,10 @@ def _from_state(folder: Path, spec: str, built: nn.Module) -> Start:
     from edgeflow.state import State
 
     meta = json.loads((folder / STATE_FILE).read_text())
-    saved = meta["models"]["model"]["blueprint"][0]
-    wanted = blueprint_of(built)[0]
-    if _plain(saved) != _plain(wanted):
-        raise ConfigError(KEY, f"{spec} holds {_describe(saved)}, but the config builds {_describe(wanted)}; "
+    saved = _call(meta["models"]["model"]["blueprint"][0])
+    wanted = _call(blueprint_of(built)[0])
+    if saved != wanted:
+        raise ConfigError(KEY, f"{spec} holds {saved}, but the config builds {wanted}; "
                                "configure the model (and dataset) the checkpoint was trained with")
     state = State.load(folder)
     return Start(state.model, dict(state.reference_metrics))
@@ -188,14 +188,26 @@ def _state_dict(loaded: Any, spec: str) -> Mapping[str, Any]:
     raise ConfigError(KEY, f"{spec} holds no state dict (a mapping of tensors, or a Lightning checkpoint)")
 
 
-def _plain(value: Any) -> Any:
-    return json.loads(json.dumps(value))
+def _call(step: Mapping[str, Any]) -> str:
+    """The call a blueprint's first step makes, every argument written out (defaults included, so
+    a model built with a default left implicit equals one built with it explicit):
+    ``cnn(input_shape=[1, 8, 8], num_classes=10, channels=[16, 32], dropout=0.0)``."""
+    import inspect
 
+    from edgeflow.core.targets import resolve
+    from edgeflow.models.blueprint import json_form
+    from edgeflow.models.zoo import ZOO
 
-def _describe(step: Mapping[str, Any]) -> str:
-    """``cnn(channels=[8, 16]) for [1, 8, 8] -> 10`` or ``nets.TinyCNN(width=8)``."""
-    if step.get("op") == "zoo":
-        options = ", ".join(f"{k}={v}" for k, v in step["options"].items())
-        return f"{step['name']}({options}) for {step['input_shape']} -> {step['num_classes']} classes"
-    kwargs = ", ".join(f"{k}={v}" for k, v in step.get("kwargs", {}).items())
-    return f"{step.get('target')}({kwargs})"
+    if step["op"] == "zoo":
+        name, fn = step["name"], ZOO.get(step["name"])
+        args = {"input_shape": step["input_shape"], "num_classes": step["num_classes"], **step["options"]}
+    else:
+        name, fn = step["target"], resolve(step["target"], KEY)
+        args = dict(step["kwargs"])
+    try:
+        bound = inspect.signature(fn).bind(**args)
+        bound.apply_defaults()
+        args = dict(bound.arguments)
+    except (TypeError, ValueError):  # not a callable edgeflow can inspect, or arguments it no longer takes
+        pass
+    return f"{name}({', '.join(f'{k}={v}' for k, v in json_form(args).items())})"
