@@ -22,8 +22,9 @@ quickstart: setup
 test: setup
 	$(PY) -m pytest -q
 
+# the MLflow store lives in the project home: $EDGEFLOW_HOME, else this folder
 mlflow: setup
-	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db
+	.venv/bin/mlflow ui --backend-store-uri sqlite:///$(or $(EDGEFLOW_HOME),$(CURDIR))/mlflow.db
 
 clean:
 	rm -rf outputs multirun mlartifacts mlflow.db .pytest_cache

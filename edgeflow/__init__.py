@@ -6,13 +6,18 @@ Python API (no CLI needed)::
     cfg = edgeflow.compose(["recipe=quickstart", "stages.train.max_epochs=5"])
     result = edgeflow.run(cfg)          # RunResult(metrics, artifacts, run_dir, mlflow_run_id)
 
-Heavy libraries (torch, Lightning, MLflow) load only when ``run`` is called.
+Runs, the MLflow store and dataset files live under ``edgeflow.home()``: ``$EDGEFLOW_HOME`` or the
+project root (``edgeflow.core.home``). Heavy libraries (torch, Lightning, MLflow) load only when
+``run`` is called.
 """
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from edgeflow.core.home import home, register_resolver
 
 if TYPE_CHECKING:
     from omegaconf import DictConfig
@@ -21,6 +26,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 CONF_DIR = Path(__file__).resolve().parent.parent / "conf"
+register_resolver()  # ``${edgeflow.home:}`` in conf/ (run and sweep folders, dataset roots)
 
 
 def config_dir() -> Path:
@@ -40,14 +46,30 @@ def compose(overrides: list[str] | None = None, config_name: str = "config") -> 
 
 
 def run(cfg: DictConfig) -> RunResult:
-    """Validate ``cfg`` and run its stages; returns metrics, artifact paths and the run directory.
+    """Validate ``cfg`` and run its stages; returns metrics, absolute artifact paths and the run
+    directory ``<home>/outputs/<name>/<time>``.
 
     Raises ``edgeflow.config.ConfigError`` (one line naming the key) before any training if the
-    config is wrong. The MLflow run is marked FAILED if a stage raises.
+    config is wrong. The MLflow run is marked FAILED if a stage raises. The stage lines go to the
+    ``edgeflow`` logger; when neither it nor the root logger has a handler, one writing INFO lines
+    to stderr is added to ``edgeflow``.
     """
     from edgeflow.pipeline import run as run_pipeline
 
+    _ensure_log_handler()
     return run_pipeline(cfg)
 
 
-__all__ = ["compose", "run", "config_dir", "__version__"]
+def _ensure_log_handler() -> None:
+    """Give the ``edgeflow`` logger a stderr handler at INFO unless logging is configured already."""
+    logger = logging.getLogger("edgeflow")
+    if logger.hasHandlers():
+        return
+    handler = logging.StreamHandler()
+    handler.setFormatter(logging.Formatter("[%(asctime)s][%(name)s] %(message)s", "%H:%M:%S"))
+    logger.addHandler(handler)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.INFO)
+
+
+__all__ = ["compose", "run", "config_dir", "home", "__version__"]

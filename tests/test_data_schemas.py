@@ -35,10 +35,11 @@ def test_yaml_lists_every_field_and_equals_schema_defaults(name, monkeypatch):
 
 
 @pytest.mark.parametrize("name", ["mnist1d", "cifar10", "mnist"])
-def test_root_follows_edgeflow_data(name, monkeypatch, tmp_path):
+def test_root_follows_edgeflow_data_else_edgeflow_home(name, monkeypatch, tmp_path):
     yaml = OmegaConf.load(CONF / f"{name}.yaml")
     monkeypatch.delenv("EDGEFLOW_DATA", raising=False)
-    assert yaml.root == "data"
+    monkeypatch.setenv("EDGEFLOW_HOME", str(tmp_path / "home"))
+    assert yaml.root == str(tmp_path / "home" / "data") == DATASET_SCHEMAS[name]().root
     monkeypatch.setenv("EDGEFLOW_DATA", str(tmp_path))
     assert yaml.root == str(tmp_path)
     assert DATASET_SCHEMAS[name]().root == str(tmp_path)

@@ -1,15 +1,19 @@
 """MLflow run lifecycle: one run per pipeline run, ``<stage>/<metric>`` names, artifacts, failure status.
 
 Public API (imported lazily so ``edgeflow.tracking.schema`` stays MLflow-free): ``MlflowRun``,
-``NullRun``, ``open_run``, ``flatten``, ``resolve_uri`` (``edgeflow.tracking.mlflow_run``); the
-schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
+``NullRun``, ``open_run``, ``flatten``, ``resolve_uri`` (``mlflow_run``: the run, its nested
+runs, the final model as an MLflow ``onnx`` model); ``run_labels`` (``labels``: run names and tags
+that say what varied). ``sweep.SweepParentCallback`` (a Hydra callback) gives a sweep one parent
+run with the jobs nested under it (``handoff``: how jobs find it; ``sweep_summary``: what it
+carries). The schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
 """
 
 from __future__ import annotations
 
 from edgeflow.core.lazy import lazy_exports
 
-_EXPORTS = {name: "mlflow_run" for name in ("MlflowRun", "NullRun", "open_run", "flatten", "resolve_uri")}
+_EXPORTS = {**{name: "mlflow_run" for name in ("MlflowRun", "NullRun", "open_run", "flatten", "resolve_uri")},
+            "run_labels": "labels"}
 
 __all__ = sorted(_EXPORTS)
 __getattr__ = lazy_exports(__name__, _EXPORTS)

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import math
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from edgeflow.core.home import home
 from edgeflow.tracking.schema import TrackingConfig
 
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
@@ -16,8 +18,8 @@ for _noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
 
 
 def resolve_uri(cfg: TrackingConfig) -> str:
-    """``cfg.uri``, or the default local store ``sqlite:///<cwd>/mlflow.db``."""
-    return cfg.uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    """``cfg.uri``, or the default local store ``sqlite:///<home>/mlflow.db`` (``edgeflow.core.home``)."""
+    return cfg.uri or f"sqlite:///{home() / 'mlflow.db'}"
 
 
 def flatten(tree: Any, prefix: str = "") -> dict[str, str]:
@@ -51,12 +53,19 @@ def _experiment_id(client: Any, uri: str, name: str) -> str:
 class MlflowRun:
     """One MLflow run: params, ``<stage>/<metric>`` metrics, artifacts, and its final status."""
 
-    def __init__(self, client: Any, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> None:
-        """Create a run in experiment ``experiment_id`` through ``client`` (an ``MlflowClient``)."""
+    def __init__(self, client: Any, run_id: str, experiment_id: str, tags: dict[str, str]) -> None:
+        """Hold run ``run_id`` of experiment ``experiment_id``, reached through ``client`` (an
+        ``MlflowClient``); ``tags`` are those its child runs inherit. ``create``/``start`` make one."""
         self.client = client
+        self.run_id = run_id
         self.experiment_id = experiment_id
         self.tags = dict(tags)
-        self.run_id: str = client.create_run(experiment_id, run_name=run_name, tags=self.tags).info.run_id
+
+    @classmethod
+    def create(cls, client: Any, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
+        """A new run in experiment ``experiment_id`` through ``client``."""
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        return cls(client, run_id, experiment_id, tags)
 
     @classmethod
     def start(cls, uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
@@ -64,13 +73,23 @@ class MlflowRun:
         from mlflow.tracking import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        return cls(client, _experiment_id(client, uri, experiment), run_name, tags)
+        return cls.create(client, _experiment_id(client, uri, experiment), run_name, tags)
+
+    @classmethod
+    def attach(cls, uri: str, run_id: str) -> MlflowRun:
+        """The existing run ``run_id`` of the store at ``uri`` (started by another object or process)."""
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        run = client.get_run(run_id)
+        tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
+        return cls(client, run_id, run.info.experiment_id, tags)
 
     def child(self, run_name: str, tags: dict[str, str] | None = None) -> MlflowRun:
         """A nested run under this one (same experiment, tag ``mlflow.parentRunId``) that inherits
         this run's tags; end it with ``finish``."""
-        return MlflowRun(self.client, self.experiment_id, run_name,
-                         {**self.tags, **(tags or {}), "mlflow.parentRunId": self.run_id})
+        return MlflowRun.create(self.client, self.experiment_id, run_name,
+                                {**self.tags, **(tags or {}), "mlflow.parentRunId": self.run_id})
 
     def log_params(self, params: dict[str, str]) -> None:
         from mlflow.entities import Param
@@ -90,6 +109,23 @@ class MlflowRun:
 
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
         self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+
+    def log_artifacts(self, local_dir: Path, folder: str | None = None) -> None:
+        """Log every file under ``local_dir`` (keeping its layout) under artifact folder ``folder``."""
+        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path=folder)
+
+    def log_onnx_model(self, path: Path, folder: str = "model") -> None:
+        """Log the ONNX file ``path`` as an MLflow ``onnx``-flavor model under ``folder``, so
+        ``mlflow.onnx.load_model`` and ``mlflow.pyfunc.load_model`` read ``runs:/<run_id>/<folder>``
+        (pyfunc serves it on onnxruntime's CPU provider, as ``edgeflow.export.ort`` does)."""
+        import mlflow.onnx
+        import onnx
+
+        with tempfile.TemporaryDirectory() as tmp:
+            local = Path(tmp) / folder
+            mlflow.onnx.save_model(onnx.load(str(path)), str(local), save_as_external_data=False,
+                                   onnx_execution_providers=["CPUExecutionProvider"])
+            self.log_artifacts(local, folder)
 
     def set_tag(self, key: str, value: str) -> None:
         self.client.set_tag(self.run_id, key, value)
@@ -112,12 +148,15 @@ class NullRun:
     def log_params(self, params: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
+    def log_artifacts(self, local_dir: Path, folder: str | None = None) -> None: ...
+    def log_onnx_model(self, path: Path, folder: str = "model") -> None: ...
     def set_tag(self, key: str, value: str) -> None: ...
     def finish(self, error: BaseException | None = None) -> None: ...
 
 
-def open_run(cfg: TrackingConfig, tags: dict[str, str]) -> MlflowRun | NullRun:
-    """Start the run this pipeline logs to (or a ``NullRun`` when tracking is disabled)."""
+def open_run(cfg: TrackingConfig, tags: dict[str, str], run_name: str | None = None) -> MlflowRun | NullRun:
+    """Start the run this pipeline logs to, named ``run_name`` (or a ``NullRun`` when tracking is
+    disabled). A ``mlflow.parentRunId`` in ``tags`` nests it under that run."""
     if not cfg.enabled:
         return NullRun()
-    return MlflowRun.start(resolve_uri(cfg), cfg.experiment, cfg.run_name, {**cfg.tags, **tags})
+    return MlflowRun.start(resolve_uri(cfg), cfg.experiment, run_name, {**cfg.tags, **tags})

@@ -9,9 +9,11 @@ __all__ = ["TrackingConfig"]
 
 @dataclass
 class TrackingConfig:
-    """Where runs are recorded. ``uri`` null means ``sqlite:///<cwd>/mlflow.db``.
+    """Where runs are recorded. ``uri`` null means ``sqlite:///<home>/mlflow.db`` (``edgeflow.core.home``:
+    ``$EDGEFLOW_HOME`` or the project root).
 
-    ``experiment`` defaults to ``edgeflow``; the YAML sets it to the recipe's ``${name}``.
+    ``experiment`` defaults to ``edgeflow``; the YAML sets it to the recipe's ``${name}``. ``run_name``
+    null names a run after its recipe and the overrides that vary (``quickstart hardware=gap9``).
     """
 
     enabled: bool = True
