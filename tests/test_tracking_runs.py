@@ -16,13 +16,15 @@ import mlflow.onnx
 import numpy as np
 import onnx
 import onnxruntime as ort
+import pytest
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
 
 from conftest import BIN, tracking_uri
 from edgeflow.tracking.handoff import SweepParent
 from edgeflow.tracking.labels import MAX_NAME, parent_name, run_labels, run_name
 from edgeflow.tracking.schema import TrackingConfig
-from tasks.edgeflow_app import _precisions
+from tasks.edgeflow_app import _precisions, _print_summary
 
 #: quickstart in seconds: every stage runs, one epoch each
 TINY = ["recipe=quickstart", "stages.train.max_epochs=1", "stages.prune.max_epochs=1", "stages.prune.end=0",
@@ -76,6 +78,22 @@ def test_precision_labels_follow_weight_bits() -> None:
     assert _precisions(stages, metrics) == {"train": "float", "analyze": "float", "prune": "float", "qat": "int8",
                                             "export": "int8", "profile": "int8"}
     assert _precisions(["qat"], {"qat/weight_bits": 4.6})["qat"] == "mixed"
+
+
+def test_closing_table_shows_the_columns_the_stages_report(capsys: pytest.CaptureFixture[str]) -> None:
+    cfg = OmegaConf.create({"name": "prune_structured", "stages": {"train": {}, "prune": {}, "ptq": {}},
+                            "tracking": {"enabled": False}})
+    metrics = {"train/best_val_acc": 97.0, "prune/test_acc": 96.5, "prune/channel_sparsity": 0.5,
+               "prune/sparsity": 0.0, "ptq/weight_bits": 8.0, "ptq/test_acc": 96.0}
+    _print_summary(SimpleNamespace(metrics=metrics, run_dir=Path("/run"), mlflow_run_id="", state=None), cfg)
+    lines = capsys.readouterr().out.splitlines()
+    header = " ".join(lines[1:3])
+    assert "channel" in header and "sparsity" in header and "test_acc" in header
+    assert "flash" not in header and "latency" not in header  # no stage reported them
+    (prune,) = [line for line in lines if line.startswith("prune")]
+    (ptq,) = [line for line in lines if line.startswith("ptq")]
+    assert "float" in prune and "0.50" in prune and "int8" in ptq
+    assert not any(line.startswith("train") for line in lines)  # nothing of train is in the table
 
 
 # ------------------------------------------------------------------------------- Python API
