@@ -25,9 +25,12 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from edgeflow.core.errors import ConfigError
-from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig
+from edgeflow.core.targets import TARGET_KEY
+from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig, TargetDatasetConfig
 from edgeflow.hardware.schema import HardwareConfig
-from edgeflow.models.schemas import MODEL_SCHEMAS, ModelConfig
+from edgeflow.methods.quantization.spec import QuantConfig
+from edgeflow.models.checkpoint import check as check_checkpoint
+from edgeflow.models.schemas import MODEL_SCHEMAS, ModelConfig, TargetModelConfig
 from edgeflow.stages._schema import StageConfig
 from edgeflow.tracking.schema import TrackingConfig
 from edgeflow.training.schema import TrainerConfig
@@ -37,8 +40,8 @@ from edgeflow.training.schema import TrainerConfig
 class RunConfig:
     """The validated, typed form of a whole composed config."""
 
-    model: ModelConfig
-    dataset: DatasetConfig
+    model: ModelConfig | TargetModelConfig
+    dataset: DatasetConfig | TargetDatasetConfig
     hardware: HardwareConfig
     trainer: TrainerConfig
     tracking: TrackingConfig
@@ -111,11 +114,46 @@ def _schema_for(table: dict[str, type], node: Any, prefix: str, what: str) -> ty
     return table[name]
 
 
+def _model(node: Any, tracking: TrackingConfig) -> ModelConfig | TargetModelConfig:
+    """The ``model`` node: a zoo model (``name``) or a user's own (``_target_``, imported now); a
+    ``checkpoint`` must exist (a ``runs:/`` URI in the store of ``tracking.uri``)."""
+    if isinstance(node, dict) and TARGET_KEY in node:
+        try:
+            typed = TargetModelConfig.from_node(node)
+        except ConfigError as err:
+            raise err.under("model") from None
+    elif isinstance(node, dict) and "name" not in node:
+        raise ConfigError("model.name", f"is required: a zoo model ({', '.join(sorted(MODEL_SCHEMAS))}), "
+                                        f"or set model.{TARGET_KEY} to the import path of your own")
+    else:
+        typed = _typed(_schema_for(MODEL_SCHEMAS, node, "model", "model"), node, "model")
+    if typed.checkpoint is not None:
+        from edgeflow.tracking.mlflow_run import resolve_uri
+
+        try:
+            check_checkpoint(typed.checkpoint, resolve_uri(tracking))
+        except ConfigError as err:
+            raise err.under("model") from None
+    return typed
+
+
+def _dataset(node: Any) -> DatasetConfig | TargetDatasetConfig:
+    """The ``dataset`` node: a bundled dataset (``name``) or a user's datamodule (``_target_``)."""
+    if isinstance(node, dict) and TARGET_KEY in node:
+        try:
+            return TargetDatasetConfig.from_node(node)
+        except ConfigError as err:
+            raise err.under("dataset") from None
+    return _typed(_schema_for(DATASET_SCHEMAS, node, "dataset", "dataset"), node, "dataset")
+
+
 def validate(cfg: DictConfig | dict) -> RunConfig:
     """Check a composed config completely, before any training; raise one ``ConfigError`` if wrong.
 
     Checks unknown root keys, every group against its schema (types, unknown keys, ranges), the
-    model's input shape against the dataset's, and every stage against its kind's schema.
+    model's input shape against the dataset's, every stage against its kind's schema, and that no
+    weights-only quantization (``act_bits: 32``) precedes a stage needing int8 QDQ (``QDQ_CONSUMERS``).
+    Mistakes only a built model reveals are the stages' ``check`` hooks (``edgeflow.pipeline``).
     """
     try:
         raw = OmegaConf.to_container(OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg, resolve=True)
@@ -141,18 +179,44 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         except ConfigError as err:
             raise err.under(prefix) from None
         stages[name] = _typed(schema, node, prefix)
-    model_schema = _schema_for(MODEL_SCHEMAS, raw["model"], "model", "model")
+    _check_qdq_consumers(stages)
+    tracking = _typed(TrackingConfig, raw.get("tracking") or {}, "tracking")
     return RunConfig(
-        model=_typed(model_schema, raw["model"], "model"),
-        dataset=_typed(_schema_for(DATASET_SCHEMAS, raw["dataset"], "dataset", "dataset"), raw["dataset"], "dataset"),
+        model=_model(raw["model"], tracking),
+        dataset=_dataset(raw["dataset"]),
         hardware=_typed(HardwareConfig, raw.get("hardware") or {}, "hardware"),
         trainer=_typed(TrainerConfig, raw.get("trainer") or {}, "trainer"),
-        tracking=_typed(TrackingConfig, raw.get("tracking") or {}, "tracking"),
+        tracking=tracking,
         stages=stages,
         seed=int(raw.get("seed", 0)),
         name=str(raw.get("name", "edgeflow")),
         optimize=_objectives(raw.get("optimize"), stages),
     )
+
+
+#: stage kinds that need an int8 QDQ model (every activation quantized)
+QDQ_CONSUMERS = ("export", "profile")
+
+
+def _weights_only_key(cfg: QuantConfig) -> str | None:
+    """The key giving ``act_bits: 32`` (weights-only quantization) in a quantization stage, if any."""
+    if cfg.act_bits == 32:
+        return "act_bits"
+    return next((f"overrides.{pattern}.act_bits" for pattern, settings in cfg.overrides.items()
+                 if settings.get("act_bits") == 32), None)
+
+
+def _check_qdq_consumers(stages: dict[str, StageConfig]) -> None:
+    """Refuse a weights-only quantization stage followed by a stage that exports int8 QDQ."""
+    weights_only = None
+    for name, cfg in stages.items():
+        key = _weights_only_key(cfg) if isinstance(cfg, QuantConfig) else None
+        if key:
+            weights_only = f"stages.{name}.{key}"
+        elif weights_only and cfg.kind in QDQ_CONSUMERS:
+            raise ConfigError(weights_only, f"32 (weights-only quantization) cannot be exported as int8 QDQ, "
+                                            f"which stage {name!r} needs; set act_bits to 2..8, "
+                                            "or drop the export and profile stages (analyze costs weights-only models)")
 
 
 def _objectives(value: Any, stages: dict[str, StageConfig]) -> list[Objective] | None:

@@ -18,13 +18,14 @@ from edgeflow.core.errors import ConfigError
 from edgeflow.state import StageContext, StageResult, State, model_version
 
 log = logging.getLogger("edgeflow")
-KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
+KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "channel_sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
 
 
 @dataclass
 class RunResult:
-    """What a pipeline run leaves: final ``<stage>/<metric>`` values, artifact paths, where, and the final
-    ``State`` (also saved in ``<run_dir>/state/``; ``State.load`` reads it back)."""
+    """What a pipeline run leaves: final ``<stage>/<metric>`` values, absolute artifact paths, the
+    absolute run folder, the MLflow run id (``""`` without tracking) and the final ``State`` (also
+    saved in ``<run_dir>/state/``; ``State.load`` reads it back)."""
 
     metrics: dict[str, float]
     artifacts: dict[str, str]
@@ -38,21 +39,29 @@ class RunResult:
         return self.state.model if self.state is not None else None
 
 
-def _run_dir(cfg: DictConfig) -> tuple[Path, dict[str, str]]:
-    """The Hydra job directory and sweep tags, or a fresh ``outputs/api/<time>`` outside Hydra."""
-    try:
-        from hydra.core.hydra_config import HydraConfig
+def _hydra_config() -> Any | None:
+    """Hydra's ``HydraConfig`` of the running job, or None outside a Hydra app (the Python API)."""
+    from hydra.core.hydra_config import HydraConfig
 
-        hc = HydraConfig.get()
-    except Exception:  # not under a Hydra app (Python API)
-        path = Path("outputs") / "api" / datetime.now().strftime("%Y-%m-%d_%H-%M-%S_%f")
-        path.mkdir(parents=True, exist_ok=True)
-        return path, {}
-    tags: dict[str, str] = {}
-    if str(hc.mode) == "RunMode.MULTIRUN":
-        tags = {"edgeflow.sweep_id": Path(hc.sweep.dir).name, "edgeflow.job_num": str(hc.job.num),
-                "edgeflow.overrides": " ".join(hc.overrides.task)[:5000]}
-    return Path(hc.runtime.output_dir), tags
+    return HydraConfig.get() if HydraConfig.initialized() else None
+
+
+def _run_dir(hydra_cfg: Any | None, name: str) -> Path:
+    """The Hydra job directory, or outside Hydra a new ``<home>/outputs/<name>/<time>`` (a ``_<n>``
+    suffix when that folder exists); absolute either way."""
+    if hydra_cfg is not None:
+        return Path(hydra_cfg.runtime.output_dir).resolve()
+    from edgeflow.core.home import home
+
+    base = home() / "outputs" / name / datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    path, n = base, 0
+    while True:
+        try:
+            path.mkdir(parents=True)
+            return path
+        except FileExistsError:
+            n += 1
+            path = base.with_name(f"{base.name}_{n}")
 
 
 def _set_seed(seed: int, threads: int) -> None:
@@ -67,18 +76,25 @@ def _set_seed(seed: int, threads: int) -> None:
 def run(cfg: DictConfig) -> RunResult:
     """Validate ``cfg``, then run its stages in order; see ``edgeflow.run``."""
     typed: RunConfig = validate(cfg)
-    run_dir, sweep_tags = _run_dir(cfg)
+    hydra_cfg = _hydra_config()
+    run_dir = _run_dir(hydra_cfg, typed.name)
+    log.info("run %s in %s", typed.name, run_dir)
     resolved = OmegaConf.to_container(cfg, resolve=True)
     resolved.pop("hydra", None)
     (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(OmegaConf.create(resolved)))
 
-    from edgeflow.tracking import flatten, open_run
+    from edgeflow.tracking import flatten, open_run, resolve_uri, run_labels
 
-    tracker = open_run(typed.tracking, {"edgeflow.recipe": typed.name, **sweep_tags})
+    run_name, tags = run_labels(typed.name, typed.tracking, resolve_uri(typed.tracking), hydra_cfg)
+    tracker = open_run(typed.tracking, {"edgeflow.recipe": typed.name, **tags}, run_name)
     try:
         tracker.log_params(flatten(resolved))
         tracker.log_artifact(run_dir / "config.yaml")
         result = _run_stages(cfg, typed, run_dir, tracker)
+        tracker.log_artifacts(run_dir / "state", "state")  # runs:/<id>/state: State.load, model.checkpoint
+        onnx_path = result.state.artifact("onnx")  # the final model's export, when it still matches the model
+        if onnx_path is not None:
+            tracker.log_onnx_model(onnx_path, "model")  # runs:/<id>/model: mlflow.onnx / mlflow.pyfunc
     except BaseException as err:
         tracker.finish(err)
         raise
@@ -88,17 +104,15 @@ def run(cfg: DictConfig) -> RunResult:
 
 def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) -> RunResult:
     _set_seed(typed.seed, typed.trainer.num_threads)
-    from edgeflow.data import build_datamodule
-    from edgeflow.models import build_model
+    from edgeflow.data import build_datamodule, data_shape
+    from edgeflow.models import starting_state
+    from edgeflow.tracking import resolve_uri
 
     datamodule = build_datamodule(typed.dataset, typed.seed)
     datamodule.prepare_data()
     datamodule.setup("fit")
     datamodule.setup("test")
-    m = typed.model
-    extra = {k: v for k, v in vars(m).items() if k not in ("name", "input_shape", "num_classes")}
-    model = build_model(m.name, tuple(m.input_shape), m.num_classes, **extra)
-    state = State.of(model, tuple(m.input_shape), m.num_classes)
+    state = starting_state(typed.model, *data_shape(datamodule, typed.dataset), resolve_uri(typed.tracking))
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
 
@@ -108,11 +122,20 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
 
         return load(typed.hardware)
 
+    @cache
+    def target(target_name: str) -> Any:  # a bundled target a stage names (stages.<name>.hardware), built once
+        from edgeflow.hardware import load
+
+        return load(target_name)
+
+    for name, stage_cfg in typed.stages.items():  # mistakes only the model reveals, before any training
+        _check_stage(name, stage_cfg, state)
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)
         ctx = StageContext(name=name, out_dir=out_dir, seed=typed.seed, tracker=tracker, trainer_cfg=typed.trainer,
-                           data_source=lambda: datamodule, hardware_source=hardware)
+                           data_source=lambda: datamodule, hardware_source=hardware, target_source=target)
+        _check_stage(name, stage_cfg, state)  # again on the state this stage gets, in case a stage renamed layers
         versions = {key: model_version(model) for key, model in state.models.items()}
         started = time.perf_counter()
         try:
@@ -132,10 +155,25 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
         state = result.state.with_history(name)
 
     state.save(run_dir / "state")
+    for path in sorted((run_dir / "state").iterdir()):  # the state as a run artifact: model.checkpoint=runs:/<id>
+        tracker.log_artifact(path, "state")
     summary = {"metrics": metrics, "artifacts": artifacts, "mlflow_run_id": tracker.run_id}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     tracker.log_artifact(run_dir / "summary.json")
     return RunResult(metrics=metrics, artifacts=artifacts, run_dir=run_dir, mlflow_run_id=tracker.run_id, state=state)
+
+
+def _check_stage(name: str, stage_cfg: Any, state: State) -> None:
+    """Run the early check of stage ``name`` on ``state``: ``check(cfg, state)`` in its module, if it
+    has one (config mistakes only a built model reveals, e.g. a layer pattern that matches nothing);
+    its ``ConfigError`` (bare key) is reported under ``stages.<name>``."""
+    check = getattr(stage_module(stage_cfg.kind), "check", None)
+    if check is None:
+        return
+    try:
+        check(stage_cfg, state)
+    except ConfigError as err:
+        raise err.under(f"stages.{name}") from None
 
 
 def _check_result(name: str, kind: str, result: Any, given: State, versions: dict[str, str]) -> None:

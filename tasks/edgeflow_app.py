@@ -3,10 +3,14 @@
     edgeflow recipe=quickstart
     edgeflow -m recipe=quickstart stages.train.lr=0.01,0.001
 
+    edgeflow new-recipe my_recipe --from quickstart     (write conf/recipe/my_recipe.yaml)
+
+Exit status: 0 success; 1 a stage failed (one line, the traceback in ``error.log`` in the run
+directory, the MLflow run marked FAILED); 2 a config or command-line mistake, as one line
+``edgeflow: config error: <key>: <message>`` — whether edgeflow's validation or Hydra's composition
+(unknown option or key, override syntax, YAML syntax) found it — leaving no run folder behind.
 Only Hydra and the (torch-free) config schemas load before validation, so ``--help`` and config
-errors answer in about a second. A config error prints one line and exits with status 2; a stage
-that fails prints one line (the traceback goes to ``error.log`` in the run directory), marks the
-MLflow run FAILED and exits with status 1.
+errors answer in about a second.
 """
 
 from __future__ import annotations
@@ -18,24 +22,39 @@ import hydra
 from omegaconf import DictConfig
 
 from edgeflow import CONF_DIR
-from edgeflow.config import register_schemas, validate
+from edgeflow.config import validate
 from edgeflow.core.errors import ConfigError
+from tasks.hydra_errors import exit_config_error, run_reporting_config_errors
+from tasks.run_dir import remove_unused_run_dir
 
-register_schemas()
+#: columns of the closing table: metric -> header. A header is the metric's name (``<stage>/<name>`` in
+#: summary.json and MLflow) on two lines, ``flash_bytes`` as flash / bytes; accuracies get ``%`` below
+#: (sparsities are fractions in [0, 1]). Columns no stage reports are left out.
+SUMMARY_COLUMNS = {"test_acc": "test_acc\n%", "acc_drop": "acc_drop\n%", "sparsity": "sparsity",
+                   "channel_sparsity": "channel\nsparsity", "weight_bits": "weight\nbits", "flash_bytes": "flash\nbytes",
+                   "peak_ram_bytes": "peak_ram\nbytes", "latency_ms": "latency\nms", "energy_uj": "energy\nuj"}
 
-#: columns of the closing table: metric name -> header (every metric is in summary.json and MLflow)
-SUMMARY_COLUMNS = {"test_acc": "acc %", "acc_drop": "drop", "sparsity": "sparse", "weight_bits": "bits",
-                   "flash_bytes": "flash B", "peak_ram_bytes": "RAM B", "latency_ms": "ms", "energy_uj": "µJ"}
+
+def main() -> None:
+    """The ``edgeflow`` console script: ``new-recipe`` writes a recipe, anything else runs the Hydra app."""
+    if sys.argv[1:2] == ["new-recipe"]:
+        from tasks.new_recipe import main as new_recipe
+
+        new_recipe(sys.argv[2:])
+        return
+    run_reporting_config_errors(app, "edgeflow", sys.argv[1:])
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def main(cfg: DictConfig) -> float | list[float] | None:
-    """Validate, run, print the final metrics; returns what a sweeper optimizes (``optimize``)."""
+def app(cfg: DictConfig) -> float | list[float] | None:
+    """Validate, run, print the final metrics; returns what a sweeper optimizes (``optimize``).
+
+    A config that fails validation exits 2 (one line) after removing the run folder Hydra made."""
     try:
         typed = validate(cfg)
     except ConfigError as err:
-        print(f"edgeflow: config error: {err}", file=sys.stderr)
-        sys.exit(2)
+        remove_unused_run_dir()
+        exit_config_error("edgeflow", err)
 
     from edgeflow.pipeline import objective_value, run
 
@@ -43,6 +62,8 @@ def main(cfg: DictConfig) -> float | list[float] | None:
         result = run(cfg)
     except KeyboardInterrupt:
         raise
+    except ConfigError as err:  # a mistake only the built model reveals (a stage's check), before any training
+        exit_config_error("edgeflow", err)
     except Exception as err:  # noqa: BLE001 - reported in one line, full traceback kept on disk
         from hydra.core.hydra_config import HydraConfig
 
@@ -57,20 +78,28 @@ def main(cfg: DictConfig) -> float | list[float] | None:
 
 
 def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult, imported lazily
+    """The closing table: one row per stage with a value in ``SUMMARY_COLUMNS``, labelled with the
+    precision of the stage's model (``_precisions``); then where the results are."""
+    from rich import box
     from rich.console import Console
     from rich.table import Table
 
     from edgeflow.pipeline import format_metric
     from edgeflow.tracking import resolve_uri
 
-    table = Table(title=f"edgeflow · {cfg.name}", caption="all metrics: summary.json and MLflow")
+    stages = list(cfg.stages)
+    columns = [key for key in SUMMARY_COLUMNS if any(f"{stage}/{key}" in result.metrics for stage in stages)]
+    table = Table(title=f"edgeflow · {cfg.name}", caption="every metric: summary.json and MLflow (<stage>/<metric>)",
+                  box=box.MINIMAL, padding=0, show_edge=False)
     table.add_column("stage")
-    for header in SUMMARY_COLUMNS.values():
-        table.add_column(header, justify="right")
-    for stage in cfg.stages:
-        values = [result.metrics.get(f"{stage}/{key}") for key in SUMMARY_COLUMNS]
+    table.add_column("model")
+    for key in columns:
+        table.add_column(SUMMARY_COLUMNS[key], justify="right")
+    precisions = _precisions(stages, result.metrics)
+    for stage in stages:
+        values = [result.metrics.get(f"{stage}/{key}") for key in columns]
         if any(v is not None for v in values):
-            table.add_row(stage, *("" if v is None else format_metric(v) for v in values))
+            table.add_row(stage, precisions[stage], *("" if v is None else format_metric(v) for v in values))
     console = Console()
     console.print(table)
     console.print(f"run directory: {result.run_dir}")
@@ -78,8 +107,23 @@ def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult
         from edgeflow.tracking.schema import TrackingConfig
 
         uri = resolve_uri(TrackingConfig(uri=cfg.tracking.uri))
-        console.print(f"MLflow run {result.mlflow_run_id}; open the results with:")
+        logged = result.state is not None and result.state.artifact("onnx") is not None
+        model = f" (model: runs:/{result.mlflow_run_id}/model)" if logged else ""
+        console.print(f"MLflow run {result.mlflow_run_id}{model}; open the results with:")
         console.print(f"  [bold].venv/bin/mlflow ui --backend-store-uri {uri}[/bold]", soft_wrap=True)
+
+
+def _precisions(stages: list[str], metrics: dict[str, float]) -> dict[str, str]:
+    """``float``, ``int8`` (``int4``, ...; ``mixed`` for a non-integer mean) per stage: a stage that
+    measures its model's ``weight_bits`` says it (< 32 means the model carries quantizers); any
+    other stage works on the model the stage before it left, so it keeps that label."""
+    label, out = "float", {}
+    for stage in stages:
+        bits = metrics.get(f"{stage}/weight_bits")
+        if bits is not None:
+            label = "float" if bits >= 32 else f"int{int(bits)}" if float(bits).is_integer() else "mixed"
+        out[stage] = label
+    return out
 
 
 if __name__ == "__main__":

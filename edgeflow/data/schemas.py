@@ -10,14 +10,18 @@ schema's ``__post_init__`` range checks. Errors are ``ConfigError`` with the bar
 
 from __future__ import annotations
 
-import os
+from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from edgeflow.core.errors import ConfigError, require, require_choice
+from edgeflow.core.home import data_root
+from edgeflow.core.targets import TARGET_KEY, call_arguments, resolve
 
 __all__ = [
     "DATASET_SCHEMAS",
     "DatasetConfig",
+    "TargetDatasetConfig",
     "DigitsConfig",
     "MNIST1DConfig",
     "SyntheticConfig",
@@ -43,8 +47,9 @@ MNIST_MD5 = {
 
 
 def default_root() -> str:
-    """Where dataset files live unless ``dataset.root`` says otherwise: ``$EDGEFLOW_DATA`` or ``data``."""
-    return os.environ.get("EDGEFLOW_DATA", "data")
+    """Where dataset files live unless ``dataset.root`` says otherwise: ``$EDGEFLOW_DATA``, else
+    ``<home>/data`` (``edgeflow.core.home``: ``$EDGEFLOW_HOME`` or the project root)."""
+    return data_root()
 
 
 def _require_fraction(value: float, key: str, *, allow_zero: bool = False) -> None:
@@ -224,6 +229,51 @@ class MNISTConfig(DatasetConfig):
         missing = sorted(set(MNIST_MD5) - set(self.md5))
         if missing:
             raise ConfigError("md5", f"must give an md5 for each of {', '.join(MNIST_MD5)}; missing {', '.join(missing)}")
+
+
+@dataclass
+class TargetDatasetConfig:
+    """A user's own data: ``_target_`` (here ``target``) is the import path of a callable (usually a
+    ``LightningDataModule`` class) returning a datamodule whose ``train_dataloader``,
+    ``val_dataloader`` and ``test_dataloader`` yield ``(x float [B, *input_shape], y int64 [B])``.
+
+    The node's other keys, except ``input_shape`` and ``num_classes``, are its keyword arguments
+    (``kwargs``); the run's ``seed`` is passed when its signature names ``seed``, and the declared
+    ``input_shape`` / ``num_classes`` when it names them. Where the run reads the shape and class
+    count: ``edgeflow.data.target.data_shape``. Validation imports the target and checks the
+    arguments against its signature.
+    """
+
+    target: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+    input_shape: list[int] | None = None
+    num_classes: int | None = None
+
+    def __post_init__(self) -> None:
+        fn = resolve(self.target, TARGET_KEY)
+        call_arguments(fn, self.target, self.kwargs, {"seed": 0, **self.declared()}, "")
+        if self.input_shape is not None:
+            shape = list(self.input_shape)
+            require(len(shape) >= 1 and all(isinstance(d, int) and d >= 1 for d in shape), "input_shape",
+                    "a non-empty list of integers >= 1, or null (read from the datamodule)", shape)
+        if self.num_classes is not None:
+            require(isinstance(self.num_classes, int) and self.num_classes >= 2, "num_classes",
+                    "an integer >= 2, or null (read from the datamodule)", self.num_classes)
+
+    def declared(self) -> dict[str, Any]:
+        """The shape and class count the config declares (those not null)."""
+        return {k: v for k, v in (("input_shape", self.input_shape), ("num_classes", self.num_classes))
+                if v is not None}
+
+    @classmethod
+    def from_node(cls, node: Mapping[str, Any]) -> TargetDatasetConfig:
+        """The config of a ``dataset`` node holding ``_target_`` (keys relative to ``dataset``)."""
+        if "name" in node:
+            raise ConfigError(TARGET_KEY, f"is set together with name={node['name']!r} (a bundled dataset); use "
+                                          "one: a dataset YAML with _target_ and no name (override /dataset: ...)")
+        reserved = ("input_shape", "num_classes")
+        kwargs = {k: v for k, v in node.items() if k != TARGET_KEY and k not in reserved}
+        return cls(target=node[TARGET_KEY], kwargs=kwargs, **{k: node[k] for k in reserved if k in node})
 
 
 def _require_norm(mean: list[float], std: list[float], channels: int) -> None:

@@ -5,15 +5,20 @@ load). edgeflow instead records, on the model, the steps that made its structure
 and saves the weights as a plain state dict (``torch.load(weights_only=True)``):
 
 - ``{"op": "zoo", "name", "input_shape", "num_classes", "options"}`` — ``build_model(...)``;
+- ``{"op": "target", "target", "kwargs"}`` — a user's model: the import path ``target`` called with
+  ``kwargs`` (``edgeflow.models.target``; an import path, never pickled code);
 - ``{"op": "resize", "modules": {name: {"attrs": {...}, "tensors": {name: shape}}}}`` — structured
   thinning: the layer attributes and parameter/buffer shapes that changed;
 - ``{"op": "quantize", "input_shape", "config": {...}, "bn"}`` — ``quantize_model(model, input_shape,
   QuantConfig(**config), bn=bn)``;
-- ``{"op": "fold_simulated_bn"}`` — QAT's BatchNorm folding at the end of ``bn: simulate``.
+- ``{"op": "fold_simulated_bn"}`` — QAT's BatchNorm folding at the end of ``bn: simulate``;
+- ``{"op": "fold_bn"}`` — BatchNorm folded into the float layers it follows and replaced by
+  ``nn.Identity`` (``fold_batchnorm``; the cluster stage).
 
-Methods that change a model's structure append their step (``record``); ``rebuild`` replays the
-steps, ``load_weights`` fills in the state dict (registering buffers such as pruning masks that
-the replay did not create) and the boolean flags of every module (observers frozen, ...).
+The first step (``zoo`` or ``target``) builds the model; methods that change a model's structure
+append their step (``record``); ``rebuild`` replays the steps, ``load_weights`` fills in the state
+dict (registering buffers such as pruning masks that the replay did not create) and the boolean
+flags of every module (observers frozen, ...).
 """
 
 from __future__ import annotations
@@ -76,10 +81,22 @@ def resize_step(old: nn.Module, new: nn.Module) -> dict:
     return {"op": "resize", "modules": changed}
 
 
+BUILD_OPS = ("zoo", "target")  # the ops a blueprint may start with
+
+
+def json_form(value: Any) -> Any:
+    """``value`` with tuples as lists (the JSON form a blueprint step stores)."""
+    if isinstance(value, Mapping):
+        return {k: json_form(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_form(v) for v in value]
+    return value
+
+
 def rebuild(steps: list[dict]) -> nn.Module:
     """Replay a blueprint: a model of the recorded structure (weights not yet loaded)."""
-    if not steps or steps[0].get("op") != "zoo":
-        raise ValueError(f"a blueprint starts with a 'zoo' step, got {steps[:1]}")
+    if not steps or steps[0].get("op") not in BUILD_OPS:
+        raise ValueError(f"a blueprint starts with a {' or '.join(BUILD_OPS)} step, got {steps[:1]}")
     model = None
     for step in steps:
         model = _REPLAY[step["op"]](model, step)
@@ -91,6 +108,12 @@ def _zoo(_: Any, step: dict) -> nn.Module:
     from edgeflow.models.zoo import build_model
 
     return build_model(step["name"], tuple(step["input_shape"]), step["num_classes"], **step["options"])
+
+
+def _target(_: Any, step: dict) -> nn.Module:
+    from edgeflow.models.target import rebuild_target
+
+    return rebuild_target(step)
 
 
 def _resize(model: nn.Module, step: dict) -> nn.Module:
@@ -123,7 +146,15 @@ def _fold_simulated_bn(model: nn.Module, step: dict) -> nn.Module:
     return model
 
 
-_REPLAY = {"zoo": _zoo, "resize": _resize, "quantize": _quantize, "fold_simulated_bn": _fold_simulated_bn}
+def _fold_bn(model: nn.Module, step: dict) -> nn.Module:
+    from edgeflow.methods.quantization.fold import fold_batchnorm
+
+    fold_batchnorm(model)
+    return model
+
+
+_REPLAY = {"zoo": _zoo, "target": _target, "resize": _resize, "quantize": _quantize,
+           "fold_simulated_bn": _fold_simulated_bn, "fold_bn": _fold_bn}
 
 
 def module_flags(model: nn.Module) -> dict[str, dict[str, bool]]:

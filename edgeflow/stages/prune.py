@@ -118,6 +118,14 @@ def _with(cfg: Config, **changes: Any) -> Config:
 
 
 # ----------------------------------------------------------------------------------- run
+def check(cfg: Config, state: State) -> None:
+    """Before any training: every ``exclude`` pattern selects a Conv/Linear layer of the model."""
+    from edgeflow.methods.pruning.masks import matches
+    from edgeflow.stages._patterns import require_matches
+
+    require_matches("exclude", cfg.exclude, state.model, lambda name, pattern: matches(name, [pattern]))
+
+
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     from collections.abc import Sequence
     from functools import partial
@@ -187,6 +195,11 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         "params_ratio": cost.params / max(dense_cost.params, 1),
         "macs_ratio": cost.macs / max(dense_cost.macs, 1),
     })
+    if cfg.method == "structured":  # thinning leaves no zero weights: report the channels removed
+        kept = {g.name: g.channels for g in P.channel_groups(model, shape, exclude)}
+        prunable = [g for g in P.channel_groups(state.model, shape, exclude) if not g.blocked]
+        total = sum(g.channels for g in prunable)
+        metrics["channel_sparsity"] = 1.0 - sum(kept[g.name] for g in prunable) / total if total else 0.0
     for name, row in report.items():
         if name != "total":
             metrics[f"sparsity/{name}"] = row["sparsity"]
