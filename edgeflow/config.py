@@ -25,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from edgeflow.core.errors import ConfigError
+from edgeflow.core.suggest import did_you_mean
 from edgeflow.core.targets import TARGET_KEY
 from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig, TargetDatasetConfig
 from edgeflow.hardware.schema import HardwareConfig
@@ -100,8 +101,9 @@ def _typed(schema: type, node: Any, prefix: str) -> Any:
 def _omegaconf_error(err: OmegaConfBaseException, schema: type, prefix: str) -> ConfigError:
     key = f"{prefix}.{err.full_key}" if getattr(err, "full_key", None) else prefix
     if type(err).__name__ == "ConfigKeyError":
-        allowed = ", ".join(f.name for f in fields(schema) if f.init)
-        return ConfigError(key, f"unknown key; allowed here: {allowed}")
+        allowed = [f.name for f in fields(schema) if f.init]
+        hint = did_you_mean(key.rsplit(".", 1)[-1], allowed)
+        return ConfigError(key, f"unknown key{hint}; allowed here: {', '.join(allowed)}")
     if type(err).__name__ == "MissingMandatoryValue":
         return ConfigError(key, "is required but missing")
     return ConfigError(key, str(getattr(err, "msg", err)).splitlines()[0])
@@ -188,10 +190,18 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         trainer=_typed(TrainerConfig, raw.get("trainer") or {}, "trainer"),
         tracking=tracking,
         stages=stages,
-        seed=int(raw.get("seed", 0)),
+        seed=_seed(raw.get("seed", 0)),
         name=str(raw.get("name", "edgeflow")),
         optimize=_objectives(raw.get("optimize"), stages),
     )
+
+
+def _seed(value: Any) -> int:
+    """``seed``: an integer in [0, 2**32) (what numpy and torch accept); ``1.5`` or ``abc`` is an error."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
+    if not ok:
+        raise ConfigError("seed", f"must be an integer in [0, 4294967295], got {value!r}")
+    return value
 
 
 #: stage kinds that need an int8 QDQ model (every activation quantized)

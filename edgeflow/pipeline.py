@@ -18,7 +18,8 @@ from edgeflow.core.errors import ConfigError
 from edgeflow.state import StageContext, StageResult, State, model_version
 
 log = logging.getLogger("edgeflow")
-KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "channel_sparsity", "macs", "flash_bytes", "latency_ms", "energy_uj")
+KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "channel_sparsity", "macs", "flash_bytes",
+               "latency_ms", "energy_uj")
 
 
 @dataclass
@@ -129,13 +130,12 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
         return load(target_name)
 
     for name, stage_cfg in typed.stages.items():  # mistakes only the model reveals, before any training
-        _check_stage(name, stage_cfg, state)
+        _check_stage(name, stage_cfg, state)  # layer names survive quantization and thinning
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)
         ctx = StageContext(name=name, out_dir=out_dir, seed=typed.seed, tracker=tracker, trainer_cfg=typed.trainer,
                            data_source=lambda: datamodule, hardware_source=hardware, target_source=target)
-        _check_stage(name, stage_cfg, state)  # again on the state this stage gets, in case a stage renamed layers
         versions = {key: model_version(model) for key, model in state.models.items()}
         started = time.perf_counter()
         try:
@@ -155,8 +155,6 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
         state = result.state.with_history(name)
 
     state.save(run_dir / "state")
-    for path in sorted((run_dir / "state").iterdir()):  # the state as a run artifact: model.checkpoint=runs:/<id>
-        tracker.log_artifact(path, "state")
     summary = {"metrics": metrics, "artifacts": artifacts, "mlflow_run_id": tracker.run_id}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     tracker.log_artifact(run_dir / "summary.json")
