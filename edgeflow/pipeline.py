@@ -74,9 +74,39 @@ def _set_seed(seed: int, threads: int) -> None:
     pl.seed_everything(seed, workers=True, verbose=False)
 
 
-def run(cfg: DictConfig) -> RunResult:
-    """Validate ``cfg``, then run its stages in order; see ``edgeflow.run``."""
+@dataclass
+class Prepared:
+    """A run ready to start: its validated config, the set-up datamodule and the starting state."""
+
+    typed: RunConfig
+    datamodule: Any
+    state: State
+
+
+def prepare(cfg: DictConfig) -> Prepared:
+    """Everything that can be checked before a run exists: validate ``cfg``, seed, load the data,
+    build the model (and its checkpoint), and run every stage's ``check`` on it. Raises
+    ``ConfigError`` (one line) for any mistake found; writes no file and opens no MLflow run."""
     typed: RunConfig = validate(cfg)
+    _set_seed(typed.seed, typed.trainer.num_threads)
+    from edgeflow.data import build_datamodule, data_shape
+    from edgeflow.models import starting_state
+    from edgeflow.tracking import resolve_uri
+
+    datamodule = build_datamodule(typed.dataset, typed.seed)
+    datamodule.prepare_data()
+    datamodule.setup("fit")
+    datamodule.setup("test")
+    state = starting_state(typed.model, *data_shape(datamodule, typed.dataset), resolve_uri(typed.tracking))
+    for name, stage_cfg in typed.stages.items():  # layer names survive quantization and thinning
+        _check_stage(name, stage_cfg, state)
+    return Prepared(typed, datamodule, state)
+
+
+def run(cfg: DictConfig, prepared: Prepared | None = None) -> RunResult:
+    """Run ``cfg``'s stages in order (``prepare`` first, unless given its result); see ``edgeflow.run``."""
+    prepared = prepared or prepare(cfg)
+    typed = prepared.typed
     hydra_cfg = _hydra_config()
     run_dir = _run_dir(hydra_cfg, typed.name)
     log.info("run %s in %s", typed.name, run_dir)
@@ -91,7 +121,7 @@ def run(cfg: DictConfig) -> RunResult:
     try:
         tracker.log_params(flatten(resolved))
         tracker.log_artifact(run_dir / "config.yaml")
-        result = _run_stages(cfg, typed, run_dir, tracker)
+        result = _run_stages(prepared, run_dir, tracker)
         tracker.log_artifacts(run_dir / "state", "state")  # runs:/<id>/state: State.load, model.checkpoint
         onnx_path = result.state.artifact("onnx")  # the final model's export, when it still matches the model
         if onnx_path is not None:
@@ -103,17 +133,8 @@ def run(cfg: DictConfig) -> RunResult:
     return result
 
 
-def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) -> RunResult:
-    _set_seed(typed.seed, typed.trainer.num_threads)
-    from edgeflow.data import build_datamodule, data_shape
-    from edgeflow.models import starting_state
-    from edgeflow.tracking import resolve_uri
-
-    datamodule = build_datamodule(typed.dataset, typed.seed)
-    datamodule.prepare_data()
-    datamodule.setup("fit")
-    datamodule.setup("test")
-    state = starting_state(typed.model, *data_shape(datamodule, typed.dataset), resolve_uri(typed.tracking))
+def _run_stages(prepared: Prepared, run_dir: Path, tracker: Any) -> RunResult:
+    typed, datamodule, state = prepared.typed, prepared.datamodule, prepared.state
     metrics: dict[str, float] = {}
     artifacts: dict[str, str] = {}
 
@@ -129,8 +150,6 @@ def _run_stages(cfg: DictConfig, typed: RunConfig, run_dir: Path, tracker: Any) 
 
         return load(target_name)
 
-    for name, stage_cfg in typed.stages.items():  # mistakes only the model reveals, before any training
-        _check_stage(name, stage_cfg, state)  # layer names survive quantization and thinning
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)

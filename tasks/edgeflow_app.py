@@ -22,7 +22,6 @@ import hydra
 from omegaconf import DictConfig
 
 from edgeflow import CONF_DIR
-from edgeflow.config import validate
 from edgeflow.core.errors import ConfigError
 from tasks.hydra_errors import exit_config_error, run_reporting_config_errors
 from tasks.run_dir import remove_unused_run_dir
@@ -49,20 +48,21 @@ def main() -> None:
 def app(cfg: DictConfig) -> float | list[float] | None:
     """Validate, run, print the final metrics; returns what a sweeper optimizes (``optimize``).
 
-    A config that fails validation exits 2 (one line) after removing the run folder Hydra made."""
+    A config mistake — found by validation, or while loading the data and building the model, before
+    any run exists — exits 2 (one line) after removing the run folder Hydra made."""
+    from edgeflow.pipeline import objective_value, prepare, run
+
     try:
-        typed = validate(cfg)
+        prepared = prepare(cfg)  # validation first: torch-free, most mistakes answer in about a second
     except ConfigError as err:
         remove_unused_run_dir()
         exit_config_error("edgeflow", err)
 
-    from edgeflow.pipeline import objective_value, run
-
     try:
-        result = run(cfg)
+        result = run(cfg, prepared)
     except KeyboardInterrupt:
         raise
-    except ConfigError as err:  # a mistake only the built model reveals (a stage's check), before any training
+    except ConfigError as err:  # a check only possible while a stage runs; the MLflow run is marked FAILED
         exit_config_error("edgeflow", err)
     except Exception as err:  # noqa: BLE001 - reported in one line, full traceback kept on disk
         from hydra.core.hydra_config import HydraConfig
@@ -74,7 +74,7 @@ def app(cfg: DictConfig) -> float | list[float] | None:
               f"  (traceback: {log_path})", file=sys.stderr)
         sys.exit(1)
     _print_summary(result, cfg)
-    return objective_value(result.metrics, typed.optimize)
+    return objective_value(result.metrics, prepared.typed.optimize)
 
 
 def _print_summary(result, cfg: DictConfig) -> None:  # noqa: ANN001 - RunResult, imported lazily

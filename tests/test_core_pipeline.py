@@ -14,6 +14,7 @@ import torch
 from mlflow.tracking import MlflowClient
 
 import edgeflow
+from edgeflow.core.errors import ConfigError
 from edgeflow.export import export_float
 from edgeflow.models import ZOO, build_model
 
@@ -64,15 +65,27 @@ def test_same_seed_gives_same_metrics(workdir: Path) -> None:
 
 
 def test_failing_run_is_marked_failed_with_the_error(workdir: Path) -> None:
-    cfg = edgeflow.compose(["recipe=quickstart", "model=resnet8", "dataset=cifar10", f"dataset.root={workdir}/none",
+    cfg = edgeflow.compose(["recipe=quickstart", "model=mlp", "~model.name", "~model.hidden",
+                            "+model._target_=failing_nets.FailsInEvaluation",
                             *FAST, f"tracking.uri={tracking_uri(workdir)}"])
-    with pytest.raises(Exception, match="cifar-10"):
+    with pytest.raises(RuntimeError, match="evaluation diverged"):
         edgeflow.run(cfg)
     client = MlflowClient(tracking_uri(workdir))
     (experiment,) = [e for e in client.search_experiments() if e.name == "quickstart"]
     (run,) = client.search_runs([experiment.experiment_id])
     assert run.info.status == "FAILED"
-    assert "cifar-10" in run.data.tags["edgeflow.error"].lower()
+    assert run.data.tags["edgeflow.error"] == "RuntimeError: evaluation diverged"
+    (run_dir,) = (workdir / "outputs" / "quickstart").iterdir()
+    assert (run_dir / "config.yaml").is_file() and (run_dir / "train").is_dir()  # partial outputs stay
+
+
+def test_missing_data_is_a_config_error_before_any_run_exists(workdir: Path) -> None:
+    cfg = edgeflow.compose(["recipe=quickstart", "model=resnet8", "dataset=cifar10", f"dataset.root={workdir}/none",
+                            *FAST, f"tracking.uri={tracking_uri(workdir)}"])
+    with pytest.raises(ConfigError, match="cifar-10"):
+        edgeflow.run(cfg)
+    assert not (workdir / "outputs").exists()
+    assert MlflowClient(tracking_uri(workdir)).get_experiment_by_name("quickstart") is None
 
 
 def test_multirun_lands_in_one_experiment_with_a_sweep_id(tmp_path: Path) -> None:

@@ -173,10 +173,11 @@ def test_sweep_jobs_nest_under_a_parent_that_carries_the_summary(tmp_path: Path)
 
 def test_a_failing_sweep_marks_its_parent_failed(tmp_path: Path) -> None:
     uri = tracking_uri(tmp_path)
-    proc = subprocess.run([str(BIN / "edgeflow"), "-m", *TINY, "model=mlp", "dataset=cifar10",
-                           f"dataset.root={tmp_path}/none", "seed=0,1", f"tracking.uri={uri}"],
-                          capture_output=True, text=True, cwd=tmp_path, env=_env(tmp_path), timeout=600)
-    assert proc.returncode != 0, proc.stderr[-3000:]  # the first job fails (no CIFAR-10 files): the sweep stops
+    proc = subprocess.run([str(BIN / "edgeflow"), "-m", *TINY, "model=mlp", "~model.name", "~model.hidden",
+                           "+model._target_=failing_nets.FailsInEvaluation",
+                           "seed=0,1", f"tracking.uri={uri}"], capture_output=True, text=True, cwd=tmp_path,
+                          env={**_env(tmp_path), "PYTHONPATH": str(Path(__file__).parent)}, timeout=600)
+    assert proc.returncode == 1, proc.stderr[-3000:]  # the first job's train stage fails: the sweep stops
     runs = _runs(uri, "quickstart")
     (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
     (job,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
