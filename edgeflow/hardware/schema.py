@@ -14,7 +14,11 @@ from dataclasses import dataclass, field
 from edgeflow.core.errors import ConfigError, require
 
 PRECISIONS = ("binary", "int2", "int4", "int8", "float32")
-SPARSE_FORMATS = ("dense", "csr", "csc", "nm")
+# storage formats a target's kernels may execute (edgeflow.hardware.storage.FORMATS): dense, the
+# sparse ones, the codebook ones (indexed = LUT-indexed dense, sparse_indexed = Han's relative
+# index) and huffman (only at rest unless listed: then every weight is decoded at run time)
+SPARSE_FORMATS = ("dense", "csr", "csc", "nm", "indexed", "sparse_indexed", "huffman")
+ZERO_SKIPPING_FORMATS = ("csr", "csc", "nm", "sparse_indexed", "huffman")  # kernels that skip pruned MACs
 
 
 def precision_of(weight_bits: int, act_bits: int | None = None) -> str:
@@ -77,4 +81,4 @@ class HardwareConfig:
     @property
     def supports_sparse(self) -> bool:
         """Whether the target has any sparse storage format (and so kernels that skip zeros)."""
-        return any(f != "dense" for f in self.sparse_formats)
+        return any(f in ZERO_SKIPPING_FORMATS for f in self.sparse_formats)
