@@ -141,6 +141,16 @@ def test_no_codebook_formats_for_unshared_float_weights() -> None:
     assert at_rest_format(s) == ("dense", 64 * 300 * 4)
 
 
+def test_a_tensor_without_zeros_stores_every_weight_in_the_relative_stream() -> None:
+    w = np.array([[1.0, 2.0, 1.0], [2.0, 2.0, 3.0]], dtype=np.float32)      # code 0 is a value here
+    layout = codebook_layout(w, "layer")
+    assert not layout.zero and layout.index.min() == 0 and layout.index_bits == 2
+    gaps, idx = relative_index(layout.index, 1, zero=False)
+    assert gaps.tolist() == [0] * 6 and idx.tolist() == layout.index.reshape(-1).tolist()
+    s = storage_bytes(w, 8)
+    assert s["sparse_indexed"] == math.ceil(6 * (1 + 2) / 8) + 3 and s["indexed"] == math.ceil(6 * 2 / 8) + 3
+
+
 @pytest.mark.parametrize("group", ["layer", "channel"])
 def test_layout_round_trip(group: str) -> None:
     w = _clustered(seed=5, shape=(8, 4, 5), k=4, sparsity=0.5)

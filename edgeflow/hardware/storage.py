@@ -171,11 +171,17 @@ def codebook_layout(weight: Any, group: str = "layer", max_entries: int = MAX_CO
     return CodebookLayout(group, tuple(books), index, zero, max(1, int(math.ceil(math.log2(max(k, 1))))))
 
 
-def relative_index(index: np.ndarray, gap_bits: int) -> tuple[np.ndarray, np.ndarray]:
-    """Han's relative-index stream of a flat index vector (0 = zero): ``(gaps, indices)`` of the
-    stored entries, non-zeros in order plus a filler ``(2^d − 1, 0)`` wherever a gap overflows."""
+def _stored_positions(flat: np.ndarray, zero: bool) -> np.ndarray:
+    """Positions a relative-index stream stores: the non-zero codes, or every one without a zero code."""
+    return np.flatnonzero(flat) if zero else np.arange(flat.size)
+
+
+def relative_index(index: np.ndarray, gap_bits: int, zero: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """Han's relative-index stream of a flat index vector: ``(gaps, indices)`` of the stored
+    entries, non-zeros in order plus a filler ``(2^d − 1, 0)`` wherever a gap overflows. ``zero``:
+    code 0 is the zero (``CodebookLayout.zero``); without it every position is stored, gaps 0."""
     flat = np.asarray(index, dtype=np.int64).reshape(-1)
-    pos = np.flatnonzero(flat)
+    pos = _stored_positions(flat, zero)
     gaps = np.diff(np.concatenate([[-1], pos])) - 1
     span = 1 << gap_bits                    # a filler covers 2^d − 1 skipped zeros and itself
     fillers = gaps // span
@@ -196,10 +202,10 @@ def from_relative_index(gaps: np.ndarray, indices: np.ndarray, numel: int) -> np
     return flat
 
 
-def _relative_histograms(flat: np.ndarray, gap_bits: int) -> tuple[dict[int, int], dict[int, int], int]:
+def _relative_histograms(flat: np.ndarray, gap_bits: int, zero: bool) -> tuple[dict[int, int], dict[int, int], int]:
     """Histograms of the gap and index streams of :func:`relative_index` and its entry count,
     computed without building the streams."""
-    pos = np.flatnonzero(flat)
+    pos = _stored_positions(flat, zero)
     gaps = np.diff(np.concatenate([[-1], pos])) - 1
     span = 1 << gap_bits
     q = gaps // span
@@ -233,7 +239,7 @@ def layout_bytes(layout: CodebookLayout, bits: int) -> dict[str, int]:
     sizes = {"indexed": _bytes(flat.size * ib) + book, "codebook_bytes": book}
     best_rel, best_huff = None, _huffman_bits(_counts(flat))
     for d in range(1, MAX_GAP_BITS + 1):
-        gap_hist, idx_hist, entries = _relative_histograms(flat, d)
+        gap_hist, idx_hist, entries = _relative_histograms(flat, d, layout.zero)
         rel = _bytes(entries * (d + ib))
         if best_rel is None or rel < best_rel[0]:
             best_rel = (rel, d)

@@ -46,6 +46,9 @@ transpose           —                                          perm
 pad                 —                                          pads, mode, value, axes
 ==================  =========================================  ===============================================
 
+Clustered layers' conv / fully_connected nodes also carry ``codebook_bits`` (index width of their
+codebook, from the export's ``edgeflow.codebook`` metadata).
+
 Serialised form: ``to_dict()`` / ``Graph.from_dict()`` (JSON values and numpy arrays), and
 ``save(path.json)`` / ``load(path.json)``: the JSON file beside an ``.npz`` of the arrays, read
 with ``allow_pickle=False`` — loading never unpickles anything. Both round-trip exactly.

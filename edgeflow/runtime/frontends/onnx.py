@@ -29,6 +29,7 @@ from edgeflow.runtime.frontends import nodes as N
 from edgeflow.runtime.ir import Graph, GraphInput, Node, TensorSpec
 
 WEIGHT_BITS_KEY = "edgeflow.weight_bits"
+CODEBOOK_KEY = "edgeflow.codebook"  # {initializer: {"clusters", "index_bits", "scope"}} of clustered layers
 
 
 @dataclass
@@ -116,14 +117,25 @@ class Lowerer:
             else:  # an integer input (QOperator models): its parameters come with each consuming node
                 self.qt[vi.name] = QInfo(1.0, 0, _np_dtype(tt.elem_type))
         self.weight_bits: dict[str, int] = {}
+        self.codebook_bits: dict[str, int] = {}
         for p in model.metadata_props:
             if p.key == WEIGHT_BITS_KEY:
                 try:
                     self.weight_bits = {str(k): int(v) for k, v in json.loads(p.value).items()}
                 except (ValueError, AttributeError):
                     raise RuntimeModelError(f"metadata {WEIGHT_BITS_KEY!r} is not a JSON object of bit-widths") from None
+            if p.key == CODEBOOK_KEY:
+                try:
+                    self.codebook_bits = {str(k): int(v["index_bits"]) for k, v in json.loads(p.value).items()}
+                except (ValueError, AttributeError, KeyError, TypeError):
+                    raise RuntimeModelError(f"metadata {CODEBOOK_KEY!r} is not a JSON object of codebooks") from None
 
     # ------------------------------------------------------------------ helpers
+    def _codebook(self, w_name: str) -> None:
+        """Give the node just appended the ``codebook_bits`` of its weight (clustered layers only)."""
+        if w_name in self.codebook_bits:
+            self.nodes[-1].attrs["codebook_bits"] = self.codebook_bits[w_name]
+
     def scalar(self, name: str, node, what: str) -> np.ndarray:
         if name not in self.init:
             raise UnsupportedOpError(node.op_type, node.name, f"{what} {name!r} must be a constant")
@@ -321,6 +333,7 @@ class Lowerer:
         if oq is None:
             y = node.output[0]
             self.nodes.append(N.conv(node.name or y, x_name, y + "/acc", w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, None, bits, **kw))
+            self._codebook(w.name)
             self.qt[y + "/acc"] = QInfo(1.0, 0, np.dtype(np.int32))
             self.nodes.append(N.dequantize(y + "/dequantize", y + "/acc", y, np.float32(xinfo.scale) * s_w.astype(np.float32), 0 * w.zp, axis=1))
             self.floats.add(y)
@@ -328,6 +341,7 @@ class Lowerer:
             yname, sy, zpy, dt, act = oq
             rq = N.requant(xinfo.scale, s_w, sy, zpy, dt, act)
             self.nodes.append(N.conv(node.name or yname, x_name, yname, w.q, w.zp, bias_q, xinfo.zp, xinfo.dtype, rq, bits, **kw))
+            self._codebook(w.name)
             self.new_qt(yname, sy, zpy, dt)
 
     def _bias(self, node, idx):
@@ -356,6 +370,7 @@ class Lowerer:
         bits = self.weight_bits.get(w_name, 8 * wq.itemsize)
         if oq is None:
             self.nodes.append(N.fully_connected(node.name or y, a_name, y + "/acc", wq, w_zp, bias_q, ainfo.zp, ainfo.dtype, None, bits))
+            self._codebook(w_name)
             self.qt[y + "/acc"] = QInfo(1.0, 0, np.dtype(np.int32))
             self.nodes.append(N.dequantize(y + "/dequantize", y + "/acc", y, np.float32(ainfo.scale) * s_w, np.zeros(s_w.shape, np.int32), axis=-1))
             self.floats.add(y)
@@ -363,6 +378,7 @@ class Lowerer:
             yname, sy, zpy, dt, act = oq
             self.nodes.append(N.fully_connected(node.name or yname, a_name, yname, wq, w_zp, bias_q, ainfo.zp, ainfo.dtype,
                                               N.requant(ainfo.scale, s_w, sy, zpy, dt, act), bits))
+            self._codebook(w_name)
             self.new_qt(yname, sy, zpy, dt)
 
     def _op_Gemm(self, node):
