@@ -3,9 +3,11 @@
 Per layer (roofline, seeds lecture 1 / REFERENCE.md §3):
 
     precision        = precision_of(weight_bits, act_bits)           # binary/int2/int4/int8/float32
-    sparse kernel    = the best supported storage format of the weight is not dense
+    sparse kernel    = the best supported storage format of the weight skips zeros (ZERO_SKIPPING_FORMATS)
     eff_macs         = macs · (1 − sparsity) / sparse_mac_efficiency  if sparse kernel, else macs
-    cycles, latency_ms, energy_uj, bound = roofline(precision, work = eff_macs + ops,
+    decode           = non-zero weights · huffman_decode_cycles · mac_per_cycle[precision]  if the
+                       weights execute Huffman-coded (decoded at run time), else 0
+    cycles, latency_ms, energy_uj, bound = roofline(precision, work = eff_macs + ops + decode,
                                                     weight_bytes = weight_stored_bytes + bias_bytes,
                                                     activation_bytes = input_bytes + output_bytes)
 
@@ -29,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import ConfigError
 from edgeflow.hardware.roofline import roofline
-from edgeflow.hardware.schema import HardwareConfig, precision_of
+from edgeflow.hardware.schema import ZERO_SKIPPING_FORMATS, HardwareConfig, precision_of
 from edgeflow.hardware.storage import best_format
 
 if TYPE_CHECKING:
@@ -99,20 +101,23 @@ class HardwareModel:
     # ------------------------------------------------------------------ one layer
     def estimate_layer(self, macs: float, weight_bytes: float, activation_bytes: float, bits: int = 8,
                        sparsity: float = 0.0, *, ops: float = 0, act_bits: int | None = None,
-                       sparse_kernel: bool | None = None, name: str = "", kind: str = "") -> LayerEstimate:
+                       sparse_kernel: bool | None = None, name: str = "", kind: str = "",
+                       decode_weights: int = 0) -> LayerEstimate:
         """Roofline estimate of one layer (see the module docstring).
 
         ``weight_bytes``: bytes of the weights as stored (read from ``weight_memory``);
         ``activation_bytes``: input + output activation bytes (``activation_memory``); ``bits``: weight
         bit-width (``act_bits`` defaults to it); ``sparsity``: zero fraction of the weights, used to
-        skip MACs when ``sparse_kernel`` (default: sparsity > 0 and the target has a sparse format).
+        skip MACs when ``sparse_kernel`` (default: sparsity > 0 and the target has a sparse format);
+        ``decode_weights``: weights Huffman-decoded per inference (``huffman_decode_cycles`` each).
         """
         c = self.cfg
         prec = precision_of(bits, act_bits)
         if sparse_kernel is None:
             sparse_kernel = sparsity > 0 and c.supports_sparse
         eff_macs = macs * (1.0 - sparsity) / c.sparse_mac_efficiency if sparse_kernel else float(macs)
-        r = roofline(c, prec, eff_macs + ops, weight_bytes, activation_bytes)
+        decode = decode_weights * c.huffman_decode_cycles * c.mac_per_cycle[prec]  # cycles at the MAC rate
+        r = roofline(c, prec, eff_macs + ops + decode, weight_bytes, activation_bytes)
         return LayerEstimate(
             name=name, kind=kind, precision=prec, latency_ms=r.latency_ms, energy_uj=r.energy_uj,
             cycles=r.cycles, compute_cycles=r.compute_cycles, memory_cycles=r.memory_cycles,
@@ -135,7 +140,8 @@ class HardwareModel:
             fmt, wbytes = self.storage(lc)
             le = self.estimate_layer(lc.macs, wbytes + lc.bias_bytes, lc.input_bytes + lc.output_bytes, bits=lc.weight_bits,
                                      sparsity=lc.sparsity, ops=lc.ops, act_bits=lc.act_bits,
-                                     sparse_kernel=fmt != "dense", name=lc.name, kind=lc.kind)
+                                     sparse_kernel=fmt in ZERO_SKIPPING_FORMATS, name=lc.name, kind=lc.kind,
+                                     decode_weights=lc.storage.get("nnz", 0) if fmt == "huffman" else 0)
             le.flash_bytes = int(wbytes + lc.bias_bytes)
             le.storage_format = fmt
             le.ram_bytes = int(lc.live_bytes)

@@ -53,6 +53,7 @@ class HardwareConfig:
     layer_overhead_cycles: float = 0.0
     sparse_formats: list[str] = field(default_factory=lambda: ["dense"])
     sparse_mac_efficiency: float = 0.5
+    huffman_decode_cycles: float = 20.0  # cycles to Huffman-decode one non-zero weight, if huffman is executed
 
     def __post_init__(self) -> None:
         require(isinstance(self.name, str) and bool(self.name), "name", "a non-empty string", self.name)
@@ -77,6 +78,7 @@ class HardwareConfig:
         for f in formats:
             require(f in SPARSE_FORMATS, "sparse_formats", "a list of " + ", ".join(SPARSE_FORMATS), formats)
         require(0 < self.sparse_mac_efficiency <= 1, "sparse_mac_efficiency", "in (0, 1]", self.sparse_mac_efficiency)
+        require(self.huffman_decode_cycles >= 0, "huffman_decode_cycles", "a number >= 0", self.huffman_decode_cycles)
 
     @property
     def supports_sparse(self) -> bool:

@@ -28,7 +28,8 @@ Formats and the index widths assumed (``index_bits(n)`` = the smallest of 8, 16,
     ``rows · ceil(cols / M) · N · (bits + ceil(log2 M))`` bits. Also returned: ``nm_n``/``nm_m``.
 
 Codebook formats (weight sharing, Deep Compression), present only when the tensor holds at most
-``MAX_CODEBOOK`` distinct non-zero values per codebook group (:func:`codebook_layout`). A group is the
+``MAX_CODEBOOK`` distinct non-zero values per codebook group and fewer codebook entries than
+non-zeros (values are shared; :func:`codebook_layout`). A group is the
 whole layer or one output channel (row); both are tried and each format takes the smaller. ``K`` =
 the most distinct non-zero values in a group, plus one code for zero when the tensor has zeros (zero
 is the fixed centroid: code 0, never stored in the codebook); index width ``ib = max(1, ceil(log2 K))``;
@@ -149,8 +150,9 @@ class CodebookLayout:
 
 def codebook_layout(weight: Any, group: str = "layer", max_entries: int = MAX_CODEBOOK) -> CodebookLayout | None:
     """``weight`` (any rank, viewed as in :func:`storage_bytes`) as codebook indices with one codebook
-    per ``group`` (``layer`` | ``channel``); None when a group holds more than ``max_entries``
-    distinct non-zero values (no codebook format then)."""
+    per ``group`` (``layer`` | ``channel``); None (no codebook format) when a group holds more than
+    ``max_entries`` distinct non-zero values, or when the codebooks hold as many values as there are
+    non-zeros (nothing is shared)."""
     if group not in ("layer", "channel"):
         raise ValueError(f"group must be 'layer' or 'channel', got {group!r}")
     w = _as_matrix(weight)
@@ -166,6 +168,8 @@ def codebook_layout(weight: Any, group: str = "layer", max_entries: int = MAX_CO
         idx[part != 0] = np.searchsorted(book, nonzero) + int(zero)
         books.append(book)
         inverse.append(idx)
+    if sum(b.size for b in books) >= int((w != 0).sum()):
+        return None  # no value shared: a codebook would store every non-zero once more
     index = np.concatenate(inverse, axis=0).reshape(w.shape)
     k = max((b.size for b in books), default=0) + int(zero)
     return CodebookLayout(group, tuple(books), index, zero, max(1, int(math.ceil(math.log2(max(k, 1))))))

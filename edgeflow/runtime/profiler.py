@@ -8,6 +8,14 @@ the roofline's cycle terms and ``bound`` from ``HardwareModel.estimate_layer`` (
 analysis makes: ``macs``, ``ops``, weight + constant bytes, activation bytes, and a sparse kernel
 only where the weights are stored in a sparse format). Totals add peak RAM from the greedy arena
 plan and ``fits`` (flash and arena within the target's capacities).
+
+Size at rest (what a file or an over-the-air update carries): per layer the weights in the smallest
+of every storage format, Huffman included (``edgeflow.hardware.storage.at_rest_format``: codebook
+indices, Han's relative index, canonical Huffman with its tables) + biases; ``bytes_at_rest`` sums
+it and ``size_ratio`` = float32 dense bytes (4 · (weights + biases)) / ``bytes_at_rest``, the
+figures the cluster stage reports for the same model. A target that lists ``huffman`` among its
+``sparse_formats`` executes Huffman-coded weights and pays ``huffman_decode_cycles`` per non-zero
+weight decoded at run time.
 """
 
 from __future__ import annotations
@@ -20,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from edgeflow.core.accuracy import percent_correct
+from edgeflow.hardware.schema import ZERO_SKIPPING_FORMATS
 from edgeflow.runtime import costs
 from edgeflow.runtime.errors import RuntimeModelError
 
@@ -38,6 +47,10 @@ class LayerProfile:
     flash_bytes: int
     activation_bytes: int
     storage_format: str = "dense"
+    biases: int = 0              # bias values (stored as int32)
+    rest_format: str = "dense"   # smallest of every format (at rest)
+    rest_bytes: int = 0          # weights in ``rest_format`` + biases
+    codebook_bits: int = 0       # index bits of a clustered layer's codebook (export metadata); 0 = none
     latency_ms: float = 0.0
     energy_uj: float = 0.0
     compute_cycles: float = 0.0
@@ -62,10 +75,22 @@ class Profile:
     accuracy: dict[str, float] = field(default_factory=dict)
     agreement: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def bytes_at_rest(self) -> int:
+        """Σ (weights in the smallest format, Huffman included, + biases) over the layers."""
+        return sum(lp.rest_bytes for lp in self.layers)
+
+    @property
+    def float32_bytes(self) -> int:
+        """The same parameters as float32 dense: 4 · (weights + biases)."""
+        return sum(4 * (lp.weights + lp.biases) for lp in self.layers if lp.weights)
+
     def metrics(self) -> dict[str, float]:
         """Flat metric dict with edgeflow's bare names (the profile stage prefixes ``profile/``)."""
         m: dict[str, float] = {"macs": float(self.macs), "ops": float(self.ops), "flash_bytes": float(self.flash_bytes),
-                               "peak_ram_bytes": float(self.peak_ram_bytes)}
+                               "peak_ram_bytes": float(self.peak_ram_bytes), "bytes_at_rest": float(self.bytes_at_rest)}
+        if self.bytes_at_rest:
+            m["size_ratio"] = self.float32_bytes / self.bytes_at_rest
         if self.latency_ms is not None:
             m["latency_ms"] = float(self.latency_ms)
             m["energy_uj"] = float(self.energy_uj)
@@ -95,14 +120,17 @@ class Profile:
         hw = self.latency_ms is not None
         cols = [("#", "", "right"), ("layer", "total", "left"), ("op", "", "left"), ("output", "", "left"),
                 ("MACs", f"{self.macs:,}", "right"), ("ops", f"{self.ops:,}", "right"), ("w bits", "", "right"),
-                ("flash B", f"{self.flash_bytes:,}", "right"), ("act B", "", "right")]
+                ("format", "", "left"), ("flash B", f"{self.flash_bytes:,}", "right"),
+                ("at rest", "", "left"), ("rest B", f"{self.bytes_at_rest:,}", "right"), ("act B", "", "right")]
         if hw:
             cols += [("latency ms", f"{self.latency_ms:.4f}", "right"), ("energy uJ", f"{self.energy_uj:.3f}", "right")]
         for name, foot, just in cols:
             t.add_column(name, footer=foot, justify=just)
         for lp in self.layers:
             row = [str(lp.index), lp.name[-40:], lp.kind, "x".join(map(str, lp.output_shape)), f"{lp.macs:,}",
-                   f"{lp.ops:,}", str(lp.weight_bits) if lp.weights else "", f"{lp.flash_bytes:,}", f"{lp.activation_bytes:,}"]
+                   f"{lp.ops:,}", str(lp.weight_bits) if lp.weights else "", _format_label(lp, lp.storage_format),
+                   f"{lp.flash_bytes:,}", _format_label(lp, lp.rest_format), f"{lp.rest_bytes:,}" if lp.weights else "",
+                   f"{lp.activation_bytes:,}"]
             if hw:
                 row += [f"{lp.latency_ms:.4f}", f"{lp.energy_uj:.3f}"]
             t.add_row(*row)
@@ -110,12 +138,22 @@ class Profile:
 
     def summary_lines(self) -> list[str]:
         lines = [f"MACs {self.macs:,}  ops {self.ops:,}  flash {self.flash_bytes:,} B  peak RAM (arena) {self.peak_ram_bytes:,} B"]
+        if self.bytes_at_rest:
+            lines.append(f"at rest {self.bytes_at_rest:,} B: {self.float32_bytes / self.bytes_at_rest:.2f}x smaller than "
+                         f"float32 dense ({self.float32_bytes:,} B)")
         if self.latency_ms is not None:
             lines.append(f"{self.hardware}: latency {self.latency_ms:.3f} ms  energy {self.energy_uj:.2f} uJ  "
                          f"fits {'yes' if self.fits else 'NO'}")
         for k, v in {**self.accuracy, **self.agreement}.items():
             lines.append(f"{k} = {v:.4f}")
         return lines
+
+
+def _format_label(lp: LayerProfile, fmt: str) -> str:
+    """``fmt`` with the codebook size of a clustered layer (``indexed k=32``); empty without weights."""
+    if not lp.weights:
+        return ""
+    return f"{fmt} k={2 ** lp.codebook_bits}" if lp.codebook_bits and fmt != "dense" else fmt
 
 
 def _load_hardware(hardware: Any):
@@ -146,23 +184,28 @@ def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]
         bits = int(node.attrs["weight_bits"]) if nw else 0
         sparsity = float((w == 0).mean()) if nw else 0.0
         wbytes = costs.weight_bytes(node)
-        fmt = "dense"
-        if nw and hw is not None and sparsity > 0:
-            try:
-                from edgeflow.hardware.storage import best_format, storage_bytes
+        fmt = rest_fmt = "dense"
+        rest = wbytes
+        sizes: dict[str, int] = {}
+        if nw:
+            from edgeflow.hardware.storage import at_rest_format, best_format, storage_bytes
 
-                fmt, wbytes = best_format(storage_bytes(w, bits), tuple(getattr(hw.cfg, "sparse_formats", ("dense",))) + ("dense",))
-            except Exception:  # storage formats are an estimate refinement; dense is always valid
-                fmt = "dense"
+            # rows = output channels, as the model-side analysis views the weight (fc weights are (K, N))
+            sizes = storage_bytes(w.T if node.kind == "fully_connected" else w, bits)
+            rest_fmt, rest = at_rest_format(sizes)
+            if hw is not None:
+                fmt, wbytes = best_format(sizes, tuple(getattr(hw.cfg, "sparse_formats", ("dense",))) + ("dense",))
         other = costs.bias_bytes(node) + costs.requant_bytes(node)
         flash = int(wbytes) + other
         act = 0 if node.is_view else sum(int(np.prod(shapes[n])) * tensors[n].dtype.itemsize
                                          for n in list(node.inputs) + list(node.outputs))
+        nb = int(node.params["bias"].size) if nw and "bias" in node.params else 0
         lp = LayerProfile(i, node.name, node.kind, outs[0] if outs else (), macs, ops, nw, bits, sparsity, flash, act,
-                          fmt)
+                          fmt, nb, rest_fmt, int(rest) + 4 * nb, int(node.attrs.get("codebook_bits", 0)))
         if hw is not None and not node.is_view:
             est = hw.estimate_layer(macs, wbytes + other, act, bits=bits or 8, sparsity=sparsity, ops=ops,
-                                    sparse_kernel=fmt != "dense", name=node.name, kind=node.kind)
+                                    sparse_kernel=fmt in ZERO_SKIPPING_FORMATS, name=node.name, kind=node.kind,
+                                    decode_weights=sizes["nnz"] if fmt == "huffman" else 0)
             lp.latency_ms, lp.energy_uj, lp.bound = float(est.latency_ms), float(est.energy_uj), str(est.bound)
             lp.compute_cycles, lp.memory_cycles = float(est.compute_cycles), float(est.memory_cycles)
             lp.overhead_cycles = float(est.overhead_cycles)
