@@ -67,9 +67,31 @@ def test_deep_compression_sparsity_and_codebooks_survive_qat_export_and_runtime(
     assert m["profile/agreement"] == 100.0 and m["profile/max_lsb_diff"] == 0.0
     x = np.random.default_rng(0).normal(size=(64, 1, 8, 8)).astype(np.float32)
     sess = ort_session(r.artifacts["export/onnx"])
-    ours = rt.load(r.artifacts["export/onnx"], rounding="onnx").run(x)[0]
+    program = rt.load(r.artifacts["export/onnx"], rounding="onnx")
     theirs = sess.run(None, {sess.get_inputs()[0].name: x})[0]
-    assert np.array_equal(ours, theirs)                                     # bit-equal to onnxruntime
+    assert np.array_equal(program.run(x)[0], theirs)                        # bit-equal to onnxruntime
+    # the profile of the int8 file tells the same size at rest as the model-side report
+    _, totals = C.compression_report(r.model, (1, 8, 8))
+    assert m["profile/bytes_at_rest"] == totals["bytes_at_rest"]
+    assert m["profile/size_ratio"] == pytest.approx(totals["size_ratio"])
+    assert {n.name: n.attrs["codebook_bits"] for n in program.ir.nodes if "codebook_bits" in n.attrs} == {
+        "Conv:features.0.0.out": 5, "Conv:features.2.0.out": 5, "Gemm:classifier.out": 4}   # from the metadata
+    # a target that executes codebook formats runs them; one that executes Huffman pays its decoding
+    from edgeflow.hardware import load
+    from edgeflow.hardware.schema import SPARSE_FORMATS
+
+    base = dict(vars(load("generic_45nm").cfg))
+    eie = program.profile(hardware=load(base))
+    assert {lp.storage_format for lp in eie.layers if lp.weights} <= {"dense", "indexed", "sparse_indexed", "csr", "nm"}
+    assert eie.flash_bytes < m["profile/flash_bytes"]                       # vs cortex_m4: dense only
+    free = program.profile(hardware=load({**base, "sparse_formats": list(SPARSE_FORMATS), "huffman_decode_cycles": 0}))
+    paid = program.profile(hardware=load({**base, "sparse_formats": list(SPARSE_FORMATS)}))
+    decoded = [(f, p) for f, p in zip(free.layers, paid.layers) if p.storage_format == "huffman"]
+    assert decoded
+    for f, p in decoded:
+        nnz = round(p.weights * (1 - p.sparsity))
+        assert p.compute_cycles - f.compute_cycles == pytest.approx(nnz * base["huffman_decode_cycles"])
+    assert paid.bytes_at_rest == eie.bytes_at_rest == m["profile/bytes_at_rest"]
 
 
 def test_qat_then_cluster_keeps_at_most_k_int8_values(workdir: Path) -> None:
