@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +17,7 @@ from edgeflow.core.errors import ConfigError
 from edgeflow.export import export_float
 from edgeflow.models import ZOO, build_model
 
-from conftest import BIN, tracking_uri
+from conftest import tracking_uri
 
 FAST = ["trainer.progress_bar=false"]
 
@@ -86,23 +85,6 @@ def test_missing_data_is_a_config_error_before_any_run_exists(workdir: Path) -> 
         edgeflow.run(cfg)
     assert not (workdir / "outputs").exists()
     assert MlflowClient(tracking_uri(workdir)).get_experiment_by_name("quickstart") is None
-
-
-def test_multirun_lands_in_one_experiment_with_a_sweep_id(tmp_path: Path) -> None:
-    proc = subprocess.run(
-        [str(BIN / "edgeflow"), "-m", "recipe=quickstart", "stages.train.max_epochs=1,2", *FAST,
-         f"tracking.uri={tracking_uri(tmp_path)}", f"hydra.sweep.dir={tmp_path}/sweep"],
-        capture_output=True, text=True, cwd=tmp_path, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    summaries = sorted((tmp_path / "sweep").glob("*/summary.json"))
-    assert len(summaries) == 2
-    client = MlflowClient(tracking_uri(tmp_path))
-    experiment = client.get_experiment_by_name("quickstart")
-    runs = client.search_runs([experiment.experiment_id])
-    assert len(runs) == 3  # the sweep's parent run and its two jobs (tests/test_tracking_runs.py)
-    assert len({r.data.tags["edgeflow.sweep_id"] for r in runs}) == 1
-    runs = [r for r in runs if "mlflow.parentRunId" in r.data.tags]
-    assert {r.data.params["stages.train.max_epochs"] for r in runs} == {"1", "2"}
 
 
 @pytest.mark.parametrize("name, shape, classes", [

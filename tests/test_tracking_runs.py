@@ -158,6 +158,8 @@ def test_sweep_jobs_nest_under_a_parent_that_carries_the_summary(tmp_path: Path)
     assert {r.info.run_name for r in children} == {"quickstart hardware=cortex_m4", "quickstart hardware=gap9"}
     assert {r.info.status for r in children} == {"FINISHED"}
     assert {r.data.tags["edgeflow.sweep_id"] for r in runs} == {sweep_dir.name}
+    assert {r.data.params["hardware.name"] for r in children} == {"cortex_m4", "gap9"}
+    assert len(list(sweep_dir.glob("*/summary.json"))) == 2
 
     (best,) = [r for r in children if r.info.run_name == "quickstart hardware=gap9"]  # the faster target
     assert parent.data.tags["edgeflow.best_run_id"] == best.info.run_id
