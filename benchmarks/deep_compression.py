@@ -70,6 +70,8 @@ def _add_sizes(result, metrics: dict[str, float], hardware: str) -> None:
         supported = tuple(load(hardware).cfg.sparse_formats)
         _, totals = compression_report(result.state.model, result.state.input_shape, supported)
         metrics.update({f"qat/{k}": v for k, v in totals.items()})
+        if "profile/flash_bytes" in metrics:  # the profile's flash adds requantization parameters
+            metrics["profile/flash_ratio"] = totals["float32_bytes"] / metrics["profile/flash_bytes"]
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """What a compressed model weighs: per layer, every storage format, the executable flash and the bytes
 at rest (``edgeflow.hardware.storage``), from the model itself.
 
-The layers and their deployed weights come from ``edgeflow.hardware.analyze`` (BatchNorm folded,
-weights at the quantizer's bits or 32 for float layers, fake-quantized values for quantized layers,
-pruning masks applied). Biases count 4 bytes each in every figure (int32 when quantized, float32
+The layers come from ``edgeflow.hardware.analyze`` (BatchNorm folded, weights at the quantizer's
+bits or 32 for float layers, pruning masks applied); a quantized layer's weights are counted as the
+integer codes its export stores (``weight_quantizer.quantize_int``), so the figures equal the
+profile's on the exported file. Biases count 4 bytes each in every figure (int32 when quantized, float32
 otherwise), exactly as the analysis and the runtime's flash count them.
 
 - ``float32_bytes`` = 4 · (weights + biases): the float32 dense model;
@@ -19,6 +20,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any
 
+import torch
 from torch import nn
 
 FORMAT_COLUMNS = ("dense", "csr", "indexed", "sparse_indexed", "huffman")
@@ -35,11 +37,12 @@ def compression_report(model: nn.Module, input_shape: Iterable[int],
 
     supported = tuple(supported)
     cost = analyze(model, tuple(input_shape))
+    modules = dict(model.named_modules())
     rows: list[dict[str, Any]] = []
     for layer in cost.layers:
         if not layer.weights:
             continue
-        sizes = layer.storage
+        sizes = _integer_storage(modules.get(layer.name), layer.weight_bits) or layer.storage
         flash_fmt, flash = best_format(sizes, supported)
         rest_fmt, rest = at_rest_format(sizes)
         row: dict[str, Any] = {"layer": layer.name, "weights": layer.weights, "biases": layer.biases,
@@ -61,6 +64,19 @@ def compression_report(model: nn.Module, input_shape: Iterable[int],
         "flash_ratio": float32 / flash if flash else float("nan"),
     }
     return rows, totals
+
+
+@torch.no_grad()
+def _integer_storage(module: nn.Module | None, bits: int) -> dict[str, int] | None:
+    """Storage of a quantized layer's integer weight codes (None for a float layer)."""
+    from edgeflow.hardware.storage import storage_bytes
+    from edgeflow.methods.pruning.masks import get_mask
+
+    quantizer = getattr(module, "weight_quantizer", None)
+    if quantizer is None or getattr(module, "bn", None) is not None:
+        return None
+    codes, _ = quantizer.quantize_int(module.weight.detach(), get_mask(module))
+    return storage_bytes(codes.cpu().numpy(), bits)
 
 
 __all__ = ["FORMAT_COLUMNS", "compression_report"]
