@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from edgeflow.core.errors import ConfigError, require, require_choice
+from edgeflow.hardware.storage import MAX_CODEBOOK as MAX_CLUSTERS
+from edgeflow.methods.clustering.kmeans import INITS
 from edgeflow.training.schema import TrainingStageConfig
 
 if TYPE_CHECKING:
@@ -28,9 +30,7 @@ if TYPE_CHECKING:
 
     from edgeflow.state import State, StageContext, StageResult
 
-INITS = ("linear", "density", "random", "kmeans++")   # = edgeflow.methods.clustering.INITS (torch-free here)
-SCOPES = ("layer", "channel")
-MAX_CLUSTERS = 256
+SCOPES = ("layer", "channel")   # = edgeflow.methods.clustering.SCOPES (that module imports torch)
 
 
 @dataclass
