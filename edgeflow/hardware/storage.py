@@ -156,23 +156,25 @@ def codebook_layout(weight: Any, group: str = "layer", max_entries: int = MAX_CO
     if group not in ("layer", "channel"):
         raise ValueError(f"group must be 'layer' or 'channel', got {group!r}")
     w = _as_matrix(weight)
-    zero = bool((w == 0).any())
-    parts = [w.reshape(1, -1)] if group == "layer" else [w[r:r + 1] for r in range(w.shape[0])]
-    books, inverse = [], []
-    for part in parts:
-        nonzero = part[part != 0]
-        book = np.unique(nonzero)
-        if book.size > max_entries:
-            return None
-        idx = np.zeros(part.shape, dtype=np.int64)
-        idx[part != 0] = np.searchsorted(book, nonzero) + int(zero)
-        books.append(book)
-        inverse.append(idx)
-    if sum(b.size for b in books) >= int((w != 0).sum()):
+    rows = w.shape[0] if group == "channel" else 1
+    w_rows = w.reshape(rows, -1)
+    nz = w_rows != 0
+    zero = not bool(nz.all())
+    r, c = np.nonzero(nz)
+    values, code = np.unique(w_rows[r, c], return_inverse=True)      # global value codes of the non-zeros
+    pairs, pair_of = np.unique(r * max(values.size, 1) + code, return_inverse=True)   # distinct (group, value)
+    pair_group = pairs // max(values.size, 1)
+    sizes = np.bincount(pair_group, minlength=rows)
+    if sizes.max(initial=0) > max_entries:
+        return None
+    if pairs.size >= r.size:
         return None  # no value shared: a codebook would store every non-zero once more
-    index = np.concatenate(inverse, axis=0).reshape(w.shape)
-    k = max((b.size for b in books), default=0) + int(zero)
-    return CodebookLayout(group, tuple(books), index, zero, max(1, int(math.ceil(math.log2(max(k, 1))))))
+    first = np.concatenate([[0], np.cumsum(sizes)[:-1]])                # first pair of each group
+    index = np.zeros(w_rows.shape, dtype=np.int64)
+    index[r, c] = pair_of.reshape(-1) - first[r] + int(zero)
+    books = tuple(np.split(values[pairs % max(values.size, 1)], np.cumsum(sizes)[:-1]))
+    k = int(sizes.max(initial=0)) + int(zero)
+    return CodebookLayout(group, books, index.reshape(w.shape), zero, max(1, int(math.ceil(math.log2(max(k, 1))))))
 
 
 def _stored_positions(flat: np.ndarray, zero: bool) -> np.ndarray:
@@ -223,8 +225,10 @@ def _relative_histograms(flat: np.ndarray, gap_bits: int, zero: bool) -> tuple[d
 
 
 def _counts(values: np.ndarray) -> dict[int, int]:
-    v, c = np.unique(np.asarray(values, dtype=np.int64), return_counts=True)
-    return {int(a): int(b) for a, b in zip(v, c)}
+    """``{value: count}`` of non-negative integers."""
+    counts = np.bincount(np.asarray(values, dtype=np.int64).reshape(-1))
+    present = np.flatnonzero(counts)
+    return dict(zip(present.tolist(), counts[present].tolist()))
 
 
 def _huffman_bits(hist: dict[int, int]) -> int:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytorch_lightning as pl
 
-from .sharing import clustered_layers, retie, tie_gradients
+from .sharing import retie, tie_gradients
 
 
 class WeightSharing(pl.Callback):
@@ -26,8 +26,7 @@ class WeightSharing(pl.Callback):
         tie_gradients(pl_module)
 
     def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, *args: Any) -> None:
-        if clustered_layers(pl_module):
-            retie(pl_module)
+        retie(pl_module)
 
 
 __all__ = ["WeightSharing"]
