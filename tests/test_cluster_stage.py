@@ -107,6 +107,16 @@ def test_qat_then_cluster_keeps_at_most_k_int8_values(workdir: Path) -> None:
         assert max(len(torch.unique(row)) for row in codes.reshape(codes.shape[0], -1)) <= 8
 
 
+def test_cluster_then_ptq_snaps_each_codebook_to_at_most_k_int8_values(workdir: Path) -> None:
+    r = edgeflow.run(edgeflow.compose([
+        *CLUSTER_ONLY, "stages.train.max_epochs=10", "stages.cluster.bits=3", "stages.cluster.linear_bits=null",
+        "stages.cluster.max_epochs=1", "+stage@stages.ptq=ptq", "stages.ptq.per_channel=false"]))
+    assert r.metrics["ptq/acc_drop"] <= r.metrics["cluster/acc_drop"] + 1.0
+    for layer in C.clustered_layers(r.model).values():
+        codes, _ = layer.weight_quantizer.quantize_int(layer.weight.detach(), None)
+        assert len(torch.unique(codes)) <= 8                                # one int8 codebook per layer
+
+
 @pytest.mark.parametrize("override, message", [
     ("stages.cluster.clusters=1", "stages.cluster.clusters: must be an integer in [2, 256] or null, got 1"),
     ("stages.cluster.clusters=300", "stages.cluster.clusters: must be an integer in [2, 256] or null, got 300"),
