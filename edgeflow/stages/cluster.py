@@ -79,8 +79,9 @@ class Config(TrainingStageConfig):
 
 
 def check(cfg: Config, state: State) -> None:
-    """Before any training: every ``exclude`` pattern selects a layer, and no clustered layer (or,
-    with ``scope: channel``, output channel) has fewer weights than clusters."""
+    """Before any training: every ``exclude`` pattern selects a layer, no clustered layer (or, with
+    ``scope: channel``, output channel) has fewer weights than clusters, and none still simulates
+    BatchNorm (its later folding would scale each channel's shared values apart)."""
     from edgeflow.methods.pruning.masks import matches, prunable_layers
     from edgeflow.stages._patterns import require_matches
 
@@ -93,6 +94,9 @@ def check(cfg: Config, state: State) -> None:
             where = "layer" if cfg.scope == "layer" else "output channel of"
             raise ConfigError(cfg.key_for(module), f"{k} clusters exceed the {n} weights per {where} {name!r}; "
                                                   f"use fewer clusters or exclude it")
+        if getattr(module, "bn", None) is not None:  # QAT bn=simulate: folding later would scale each channel
+            raise ConfigError("exclude", f"layer {name!r} still simulates BatchNorm (qat bn: simulate); cluster "
+                                         f"after a QAT with bn: fold, or exclude it")
 
 
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
