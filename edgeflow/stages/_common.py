@@ -22,6 +22,20 @@ def float_reference(state: State, ctx: StageContext) -> State:
     return state.with_reference(test_acc=evaluate(state.model, ctx, "test")["test_acc"])
 
 
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
+    """Write ``rows`` to ``path`` as CSV, columns in order of first appearance; returns ``path``."""
+    import csv
+
+    keys: list[str] = []
+    for row in rows:
+        keys += [k for k in row if k not in keys]
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=keys)
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
 def write_json(path: Path, data: Any) -> Path:
     """Write ``data`` to ``path`` as indented JSON; returns ``path`` (for the stage's artifacts)."""
     path.write_text(json.dumps(data, indent=2))

@@ -104,7 +104,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     from edgeflow.methods.pruning.masks import apply_masks, prunable_layers
     from edgeflow.methods.quantization.fold import fold_batchnorm
     from edgeflow.models import blueprint
-    from edgeflow.stages._common import float_reference
+    from edgeflow.stages._common import float_reference, write_csv
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate, fit
 
@@ -128,18 +128,5 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
         "unique_weights": float(sum(unique)), "max_unique_weights": float(max(unique, default=0)),
     })
-    path = ctx.out_dir / "layers.csv"
-    _write_csv(path, rows)
+    path = write_csv(ctx.out_dir / "layers.csv", rows)
     return StageResult(state=state.with_model(model), metrics=metrics, artifacts={"layers": path})
-
-
-def _write_csv(path: object, rows: list[dict]) -> None:
-    import csv
-
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=keys)
-        writer.writeheader()
-        writer.writerows(rows)
