@@ -101,18 +101,6 @@ class Config(TrainingStageConfig):
 
 
 # ----------------------------------------------------------------------------------- helpers
-def _write_csv(path: Any, rows: list[dict]) -> None:
-    import csv
-
-    keys: list[str] = []
-    for r in rows:
-        keys += [k for k in r if k not in keys]
-    with open(path, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=keys)
-        w.writeheader()
-        w.writerows(rows)
-
-
 def _with(cfg: Config, **changes: Any) -> Config:
     return dataclasses.replace(cfg, **changes)
 
@@ -132,6 +120,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
 
     from edgeflow.hardware import analyze
     from edgeflow.methods import pruning as P
+    from edgeflow.stages._common import write_csv
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate, fit
 
@@ -176,8 +165,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
             exclude=exclude, group_ratio_fn=ratios if cfg.energy_aware else None,
             multiple=cfg.channel_multiple, log=ctx.log_metrics)
         if group_rows:
-            _write_csv(ctx.out_dir / "groups.csv", group_rows)
-            artifacts["groups"] = ctx.out_dir / "groups.csv"
+            artifacts["groups"] = write_csv(ctx.out_dir / "groups.csv", group_rows)
 
     # ------------------------------------------------------------------ report
     P.apply_masks(model)
@@ -206,10 +194,8 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     layers = P.storage_table(model, supported=tuple(ctx.hardware.cfg.sparse_formats), m=cfg.m)
     metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
     metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))
-    _write_csv(ctx.out_dir / "layers.csv", layers)
-    artifacts["layers"] = ctx.out_dir / "layers.csv"
+    artifacts["layers"] = write_csv(ctx.out_dir / "layers.csv", layers)
     if schedule_rows:
-        _write_csv(ctx.out_dir / "schedule.csv", schedule_rows)
-        artifacts["schedule"] = ctx.out_dir / "schedule.csv"
+        artifacts["schedule"] = write_csv(ctx.out_dir / "schedule.csv", schedule_rows)
     return StageResult(state=state.with_model(model), metrics=metrics,
                        artifacts=artifacts)
