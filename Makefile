@@ -20,7 +20,7 @@ quickstart: setup
 	.venv/bin/edgeflow recipe=quickstart
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n auto --maxprocesses=4
 
 # the MLflow store lives in the project home: $EDGEFLOW_HOME, else this folder
 mlflow: setup
