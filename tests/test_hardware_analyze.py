@@ -159,3 +159,23 @@ def test_training_mode_restored():
     m.train()
     analyze(m, (1, 28, 28))
     assert m.training
+
+
+def test_quantized_layers_count_their_integer_zero_codes_as_zeros() -> None:
+    """analyze reads a quantized layer's deployed weight: weights that round to code 0 are zeros,
+    as in the exported int8 file (the float weight would count them as non-zero)."""
+    from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quant_layers, quantize_model
+
+    torch.manual_seed(0)
+    model = quantize_model(build_model("tcn", (1, 40), 10), (1, 40), QuantConfig(weight_bits=4))
+    calibrate(model, [(torch.randn(16, 1, 40), None)], 1)
+    freeze_observers(model)
+    cost = analyze(model, (1, 40))
+    by_name = {layer.name: layer for layer in cost.layers}
+    checked = 0
+    for name, layer in quant_layers(model).items():
+        codes, _ = layer.weight_quantizer.quantize_int(layer.weight.detach(), None)
+        zeros = int((codes == 0).sum())
+        assert round(by_name[name].sparsity * codes.numel()) == zeros, name
+        checked += zeros > 0
+    assert checked >= 3  # at 4 bits most layers have weights that round to 0

@@ -26,7 +26,9 @@ Counting conventions (match the MLPerf Tiny figures):
   Activation bits: ``bits`` of another child quantizer of the layer (any child with an int ``bits``),
   else of a standalone quantizer module upstream, else the producer's output bits, else
   ``default_bits``. Activation bytes are ``ceil(elements · bits / 8)``.
-- Sparsity: from the ``weight_mask`` buffer if present, else exact zeros in the weight.
+- Sparsity: from the ``weight_mask`` buffer if present, else exact zeros in the weight; a quantized
+  layer's weight is its fake-quantized one, whose zeros are the integer zero codes (masked weights
+  and weights that round to 0), as in the exported file.
 - ``live_bytes``: bytes of all tensors alive while the layer runs (its inputs, its output and every
   earlier output still needed later) — a liveness bound on peak RAM without arena fragmentation.
 """
@@ -189,6 +191,16 @@ def _quantizer_bits(module: nn.Module | None) -> tuple[int | None, int | None]:
     return (int(wbits) if wbits is not None else None), abits
 
 
+def _deployed_weight(module: nn.Module) -> Tensor:
+    """The weight a layer deploys: a quantized layer's fake-quantized weight (weights whose integer
+    code is 0 are exactly 0, as in the export), else its float weight."""
+    quantized = getattr(module, "quantized_weight", None)
+    if quantized is None:
+        return module.weight
+    with torch.no_grad():
+        return quantized()
+
+
 class _Recorder(TorchFunctionMode):
     def __init__(self, model: nn.Module, default_bits: int) -> None:
         super().__init__()
@@ -274,7 +286,8 @@ class _Recorder(TorchFunctionMode):
             macs = out[0].numel() * (cin // groups) * math.prod(weight.shape[2:])
             attrs = {**attrs, "groups": groups}
         attrs = {**attrs, "bias": bias is not None}
-        mask = getattr(module, "weight_mask", None) if module is not None else None
+        quantized = hasattr(module, "quantized_weight")  # its weight is the deployed one: zeros are exact
+        mask = getattr(module, "weight_mask", None) if module is not None and not quantized else None
         w = weight.detach()
         sizes = storage_bytes(w, wbits, mask=mask)
         nnz = sizes["nnz"]
@@ -341,9 +354,9 @@ class _Recorder(TorchFunctionMode):
             attrs = {"kernel": tuple(module.kernel_size), "stride": tuple(module.stride),
                      "padding": module.padding if isinstance(module.padding, str) else tuple(module.padding),
                      "dilation": tuple(module.dilation)}
-            self.record_weighted(name, module, x, out, module.weight, module.bias, module.groups, attrs)
+            self.record_weighted(name, module, x, out, _deployed_weight(module), module.bias, module.groups, attrs)
         elif isinstance(module, nn.Linear):
-            self.record_weighted(name, module, x, out, module.weight, module.bias, 1, {})
+            self.record_weighted(name, module, x, out, _deployed_weight(module), module.bias, 1, {})
         elif isinstance(module, _BN_MODULES):
             self.record_bn(name, module, x, out)
         elif isinstance(module, _FUSABLE_ACT_MODULES):
