@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.core.errors import require
+from edgeflow.core.errors import require, require_filename, require_finite
 from edgeflow.stages._schema import StageConfig
 
 if TYPE_CHECKING:
@@ -25,8 +25,8 @@ class Config(StageConfig):
 
     def __post_init__(self) -> None:
         require(17 <= self.opset <= 21, "opset", "an integer in [17, 21]", self.opset)
-        require(self.filename.endswith(".onnx"), "filename", "a name ending in .onnx", self.filename)
-        require(self.atol > 0, "atol", "a float > 0", self.atol)
+        require_filename(self.filename, "filename", ".onnx")
+        require_finite(self.atol, "atol", "a finite float in (0, 1]", 0 < self.atol <= 1)
 
 
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from edgeflow.core.errors import require, require_choice
+from edgeflow.core.errors import require, require_choice, require_filename
 from edgeflow.stages._schema import StageConfig
 from edgeflow.stages._targets import check_targets, stage_targets
 
@@ -45,7 +45,7 @@ class Config(StageConfig):
         require_choice(self.split, "split", SPLITS)
         require(self.max_samples >= 0, "max_samples", "an integer >= 0", self.max_samples)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        require(self.filename.endswith(".onnx"), "filename", "a name ending in .onnx", self.filename)
+        require_filename(self.filename, "filename", ".onnx")
         self.hardware = check_targets(self.hardware)
 
 
