@@ -98,6 +98,27 @@ EDGES = [
     ("hardware.huffman_decode_cycles", "1e9", "inf"),
     ("hardware.sparse_mac_efficiency", "1", "1.0001"),
     ("hardware.sparse_mac_efficiency", "1e-9", "0"),
+    ("stages.prune.exponent", "1e-9", "0"),
+    ("stages.prune.exponent", "100", "inf"),
+    ("stages.prune.energy_power", "0", "-1e-9"),
+    ("stages.prune.energy_power", "100", "inf"),
+    ("stages.prune.slimming_l1", "0", "-1e-9"),
+    ("stages.prune.slimming_l1", "1", "inf"),
+    ("stages.prune.slimming_epochs", "100000", "100001"),
+    ("stages.prune.m", "1024", "1025"),
+    ("stages.prune.channel_multiple", "1", "0"),
+    ("stages.prune.channel_multiple", "1024", "1025"),
+    ("stages.prune.frequency", "100000", "100001"),
+    ("stages.prune.max_layer_sparsity", "0.999", "1"),
+    ("stages.qat.freeze_bn_epoch", "-1", "-2"),
+    ("stages.qat.freeze_bn_epoch", "100000", "100001"),
+    ("stages.qat.freeze_observers_epoch", "100000", "100001"),
+    ("stages.qat.calib_batches", "1", "0"),
+    ("dataset.batch_size", "1", "0"),
+    ("dataset.batch_size", "65536", "65537"),
+    ("dataset.num_workers", "1024", "1025"),
+    ("dataset.subset", "1", "1.0001"),
+    ("dataset.subset", "1e-9", "0"),
 ]
 
 
@@ -134,3 +155,22 @@ def test_helpers() -> None:
     for bad in ("", ".onnx", "../m.onnx", "a/m.onnx", "a\\m.onnx", "..onnx", ".hidden.onnx", "m.txt", 3):
         with pytest.raises(ConfigError, match="^filename: must be a plain file name"):
             require_filename(bad, "filename", ".onnx")
+
+
+@pytest.mark.parametrize("overrides, key, inside, outside", [
+    (["dataset=synthetic"], "dataset.noise", "1e9", "inf"),
+    (["dataset=synthetic"], "dataset.separation", "0", "-1e-9"),
+    (["dataset=synthetic"], "dataset.separation", "1e9", "inf"),
+    (["model=resnet8", "dataset=cifar10"], "dataset.std", "[1,1,1e-9]", "[1,1,inf]"),
+    (["model=resnet8", "dataset=cifar10"], "dataset.std", "[1,1,1e-9]", "[1,1,0]"),
+    (["model=resnet8", "dataset=cifar10"], "dataset.mean", "[0,0,1e9]", "[0,0,nan]"),
+    (["model=mobilenet_v1", "dataset=synthetic", "dataset.input_shape=[3,96,96]", "dataset.num_classes=2"],
+     "model.alpha", "0.125", "0.124"),
+    (["model=mobilenet_v1", "dataset=synthetic", "dataset.input_shape=[3,96,96]", "dataset.num_classes=2"],
+     "model.alpha", "16", "inf"),
+])
+def test_group_bound_at_its_edge(overrides: list[str], key: str, inside: str, outside: str) -> None:
+    passes([*overrides, f"{key}={inside}"])
+    message = error([*overrides, f"{key}={outside}"])
+    assert message.startswith(key + ":"), message
+    assert "\n" not in message

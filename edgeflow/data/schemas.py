@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from edgeflow.core.errors import ConfigError, require, require_choice
+from edgeflow.core.errors import ConfigError, is_finite, require, require_choice, require_finite
 from edgeflow.core.home import data_root
 from edgeflow.core.targets import TARGET_KEY, call_arguments, resolve
 
@@ -37,6 +37,7 @@ __all__ = [
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
 CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
+MAX_BATCH_SIZE = 1 << 16  # dataset.batch_size: at most 65536
 #: md5 of each ``<name>.gz`` file on the mirror, keyed by the file's name without ``.gz``.
 MNIST_MD5 = {
     "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -87,7 +88,8 @@ class DatasetConfig:
                 "a non-empty list of integers >= 1", shape)
         require(self.num_classes >= 2, "num_classes", "an integer >= 2", self.num_classes)
         require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
-        require(self.num_workers >= 0, "num_workers", "an integer >= 0", self.num_workers)
+        require(self.batch_size <= MAX_BATCH_SIZE, "batch_size", f"an integer <= {MAX_BATCH_SIZE}", self.batch_size)
+        require(0 <= self.num_workers <= 1024, "num_workers", "an integer in [0, 1024]", self.num_workers)
         require(0 < self.subset <= 1, "subset", "a float in (0, 1]", self.subset)
         require(self.split_seed >= 0, "split_seed", "an integer >= 0", self.split_seed)
 
@@ -163,8 +165,8 @@ class SyntheticConfig(DatasetConfig):
         super().__post_init__()
         for key in ("n_train", "n_val", "n_test"):
             require(getattr(self, key) >= 1, key, "an integer >= 1", getattr(self, key))
-        require(self.noise >= 0, "noise", "a float >= 0", self.noise)
-        require(self.separation >= 0, "separation", "a float >= 0", self.separation)
+        require_finite(self.noise, "noise", "a finite float >= 0", self.noise >= 0)
+        require_finite(self.separation, "separation", "a finite float >= 0", self.separation >= 0)
         require(self.data_seed >= 0, "data_seed", "an integer >= 0", self.data_seed)
 
 
@@ -277,9 +279,10 @@ class TargetDatasetConfig:
 
 
 def _require_norm(mean: list[float], std: list[float], channels: int) -> None:
-    require(len(mean) == channels, "mean", f"a list of {channels} floats (one per channel)", list(mean))
-    require(len(std) == channels and all(s > 0 for s in std), "std",
-            f"a list of {channels} floats > 0 (one per channel)", list(std))
+    require(len(mean) == channels and all(is_finite(m) for m in mean), "mean",
+            f"a list of {channels} finite floats (one per channel)", list(mean))
+    require(len(std) == channels and all(is_finite(s) and s > 0 for s in std), "std",
+            f"a list of {channels} finite floats > 0 (one per channel)", list(std))
 
 
 DATASET_SCHEMAS: dict[str, type[DatasetConfig]] = {

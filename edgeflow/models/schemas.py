@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 from omegaconf import MISSING
 
-from edgeflow.core.errors import ConfigError, require
+from edgeflow.core.errors import ConfigError, is_finite, require
 from edgeflow.core.targets import TARGET_KEY, call_arguments, resolve
 
 __all__ = [
@@ -182,7 +182,8 @@ class MobileNetV1Config(ModelConfig):
     rank: ClassVar[int | None] = 3
 
     def check_input(self) -> None:
-        require(self.alpha > 0 and int(8 * self.alpha) >= 1, "alpha", "a float >= 0.125", self.alpha)
+        require(is_finite(self.alpha) and 0.125 <= self.alpha <= 16, "alpha", "a finite float in [0.125, 16]",
+                self.alpha)
         if min(self.input_shape[1:]) < 32:
             raise ConfigError("name", f"mobilenet_v1 expects input_shape {self.expects}, "
                                       f"got {list(self.input_shape)}")

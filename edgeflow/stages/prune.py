@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from edgeflow.core.errors import ConfigError, require, require_choice
+from edgeflow.core.errors import MAX_EPOCHS, ConfigError, require, require_choice, require_finite
 from edgeflow.methods.pruning.schedules import KINDS, UNITS, SparsitySchedule
 from edgeflow.training.schema import TrainingStageConfig
 
@@ -66,14 +66,19 @@ class Config(TrainingStageConfig):
         require_choice(self.energy_metric, "energy_metric", ENERGY_METRICS)
         require(all(isinstance(p, str) and p for p in self.exclude), "exclude",
                 "a list of module-name glob patterns", self.exclude)
-        require(self.energy_power >= 0, "energy_power", "a float >= 0", self.energy_power)
+        require_finite(self.energy_power, "energy_power", "a finite float >= 0", self.energy_power >= 0)
         require(0 < self.max_layer_sparsity < 1, "max_layer_sparsity", "in (0, 1)",
                 self.max_layer_sparsity)
-        require(self.m >= 2, "m", "an integer >= 2", self.m)
+        require(2 <= self.m <= 1024, "m", "an integer in [2, 1024]", self.m)
         require(1 <= self.n < self.m, "n", f"an integer in [1, m-1] = [1, {self.m - 1}]", self.n)
-        require(self.slimming_l1 >= 0, "slimming_l1", "a float >= 0", self.slimming_l1)
-        require(self.slimming_epochs >= 0, "slimming_epochs", "an integer >= 0", self.slimming_epochs)
-        require(self.channel_multiple >= 1, "channel_multiple", "an integer >= 1", self.channel_multiple)
+        require_finite(self.slimming_l1, "slimming_l1", "a finite float >= 0", self.slimming_l1 >= 0)
+        require(0 <= self.slimming_epochs <= MAX_EPOCHS, "slimming_epochs", f"an integer in [0, {MAX_EPOCHS}]",
+                self.slimming_epochs)
+        require(1 <= self.channel_multiple <= 1024, "channel_multiple", "an integer in [1, 1024]",
+                self.channel_multiple)
+        for key in ("begin", "end", "frequency"):
+            require(getattr(self, key) <= MAX_EPOCHS, key, f"an integer <= {MAX_EPOCHS}", getattr(self, key))
+        require_finite(self.exponent, "exponent", "a finite float > 0", self.exponent > 0)
         if self.method == "nm":
             return  # one-shot N:M masks then one fine-tuning fit; schedule keys unused
         sched = self.sparsity_schedule()  # range checks of the schedule keys

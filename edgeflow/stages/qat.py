@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from edgeflow.core.errors import require, require_choice
+from edgeflow.core.errors import MAX_EPOCHS, require, require_choice
 from edgeflow.methods.quantization.spec import QuantConfig
 from edgeflow.stages._common import float_reference, write_json
 from edgeflow.training.schema import TrainingStageConfig
@@ -39,6 +39,9 @@ class Config(TrainingStageConfig, QuantConfig):
         require(self.calib_batches >= 1, "calib_batches", "an integer >= 1", self.calib_batches)
         require(self.freeze_observers_epoch >= -1, "freeze_observers_epoch", "-1 (never) or an epoch >= 0",
                 self.freeze_observers_epoch)
+        for key in ("freeze_observers_epoch", "freeze_bn_epoch"):
+            require(getattr(self, key) <= MAX_EPOCHS, key, f"-1 (never) or an epoch <= {MAX_EPOCHS}",
+                    getattr(self, key))
         require(self.freeze_bn_epoch >= -1, "freeze_bn_epoch", "-1 (never) or an epoch >= 0", self.freeze_bn_epoch)
         require_choice(self.bn, "bn", ("fold", "simulate"))
 
