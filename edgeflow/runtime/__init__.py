@@ -27,6 +27,11 @@ and attributes, tensors with static shapes, dtypes and quantization), produced b
 ``InferenceSession.run(None, feeds)``; ``Program.plan_memory()`` gives the greedy arena (peak RAM);
 ``Program.profile(hardware, dataset)`` MACs, flash, RAM, latency, energy, accuracy and agreement
 with onnxruntime; ``Program.save("m.json")`` writes the IR (+ ``m.npz``), ``load("m.json")`` reads it.
+
+``load`` validates the model before lowering it (``frontends.validate``: opset, scales, zero points,
+axes, conv/pool geometry against the weights, outputs); every failure of ``load`` or ``run`` is a
+one-line ``RuntimeModelError`` naming the node and attribute. Non-finite (NaN/inf) float inputs to
+``Program.run`` are a ``RuntimeModelError`` too.
 """
 
 from __future__ import annotations
@@ -46,8 +51,18 @@ def load(path: str | Path, rounding: str = "onnx") -> Program:
     as an integer ``Program`` (``rounding``: "onnx" or "tflm")."""
     if rounding not in quant.MODES:
         raise RuntimeModelError(f"rounding must be one of {', '.join(quant.MODES)}, got {rounding!r}")
-    if Path(path).suffix == ".json":
-        return Program(Graph.load(path), rounding=rounding)
-    from edgeflow.runtime.frontends.onnx import load as load_onnx
+    try:
+        if Path(path).suffix == ".json":
+            return Program(Graph.load(path), rounding=rounding)
+        from edgeflow.runtime.frontends.onnx import load as load_onnx
 
-    return Program(load_onnx(path), rounding=rounding, path=path)
+        return Program(load_onnx(path), rounding=rounding, path=path)
+    except RuntimeModelError:
+        raise
+    except (Exception, MemoryError, RecursionError) as exc:  # anything else: one line, never a raw exception
+        raise RuntimeModelError(f"{path}: invalid model ({type(exc).__name__}: {_line(exc)})") from None
+
+
+def _line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0] if lines else "")[:200]

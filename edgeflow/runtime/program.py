@@ -18,6 +18,7 @@ class Program:
 
     ``run(inputs)`` takes what ``onnxruntime.InferenceSession.run(None, feeds)`` takes — one array
     or a dict name → array with the graph's own dtypes — and returns the list of graph outputs.
+    Float inputs must be finite: NaN or inf raise ``RuntimeModelError``.
     ``path`` is the source model file (onnxruntime, the profiler's reference, reads it); ``save``
     writes the IR itself (``edgeflow.runtime.load`` reads it back).
     """
@@ -85,6 +86,10 @@ class Program:
                 raise RuntimeModelError(f"input {gi.name!r}: expected shape {want}, got {list(a.shape)}")
             if a.size == 0:
                 raise RuntimeModelError(f"input {gi.name!r}: empty array {list(a.shape)}")
+            if a.dtype.kind == "f" and not np.isfinite(a).all():
+                bad = int(np.size(a) - np.count_nonzero(np.isfinite(a)))
+                raise RuntimeModelError(f"input {gi.name!r}: {bad} non-finite value(s) (NaN or inf); the runtime "
+                                        "quantizes finite inputs only")
         return feeds
 
     def run(self, inputs: Any, rounding: str | None = None, keep: bool = False,
@@ -104,8 +109,13 @@ class Program:
                 raise RuntimeModelError(f"node {op.name!r}: input {exc.args[0]!r} was never computed") from None
             try:
                 outs = op.run(vals, mode)
+            except RuntimeModelError:
+                raise
             except (ValueError, IndexError) as exc:
                 raise RuntimeModelError(f"node {op.name!r} ({op.kind}): {exc}") from None
+            except (Exception, MemoryError, RecursionError) as exc:  # never a raw exception out of run
+                msg = (str(exc).strip().splitlines() or [""])[0][:200]
+                raise RuntimeModelError(f"node {op.name!r} ({op.kind}): {type(exc).__name__}: {msg}") from None
             for n, v in zip(op.outputs, outs):
                 env[n] = overrides[n] if overrides and n in overrides else v
             if not keep:

@@ -771,7 +771,11 @@ def _tensors(graph: Graph, qt: dict[str, QInfo]) -> dict[str, TensorSpec]:
 
 
 def to_ir(model) -> Graph:
-    """Lower an ``onnx.ModelProto`` (QDQ or QOperator) to the runtime's IR."""
+    """Validate (``frontends.validate``) and lower an ``onnx.ModelProto`` (QDQ or QOperator) to the
+    runtime's IR."""
+    from edgeflow.runtime.frontends.validate import validate
+
+    validate(model)
     low = Lowerer(model)
     nodes = low.lower()
     graph = Graph(low.inputs, low.graph_outputs, nodes, {})
