@@ -5,7 +5,7 @@ Checked, naming the node and attribute at fault:
 * the default-domain opset is present and within ``MIN_OPSET..MAX_OPSET``; the graph has an output;
 * quantization parameters (``QuantizeLinear``/``DequantizeLinear`` and the QOperator ops): scales
   are float32/float16 constants, finite, normal (≥ the smallest normal float32) and > 0; zero
-  points are integer constants of a quantized dtype (int8/uint8/int16/uint16, int32 only for a
+  points are integer constants of a quantized dtype (int8/uint8, int16/uint16 from opset 21, int32 only for a
   dequantized int32 bias, whose zero point must be 0), of the same dtype as the tensor they
   (de)quantize, with one value per scale; the dequantized initializer is of a quantized dtype;
 * ``axis`` attributes within the rank of their input (where the rank is known);
@@ -29,6 +29,7 @@ MAX_ELEMENTS = 1 << 28  # per tensor and sample: far above any microcontroller m
 MAX_PAD = 1 << 16  # pads, strides, dilations, kernel sizes
 MIN_SCALE = float(np.finfo(np.float32).tiny)
 Q_DTYPES = {np.dtype(t) for t in (np.int8, np.uint8, np.int16, np.uint16)}
+Q8_DTYPES = {np.dtype(np.int8), np.dtype(np.uint8)}  # before opset 21 (int16/uint16 came with 21)
 SCALE_DTYPES = {np.dtype(np.float32), np.dtype(np.float16)}
 
 # op type -> [(scale input index, zero point input index, role)] for the QOperator ops
@@ -51,9 +52,10 @@ def _err(node, what: str) -> RuntimeModelError:
 
 
 class _Ctx:
-    def __init__(self, model) -> None:
+    def __init__(self, model, opset: int) -> None:
         from onnx import numpy_helper
 
+        self.opset = opset
         g = model.graph
         self.init: dict[str, np.ndarray] = {}
         for t in g.initializer:
@@ -135,7 +137,7 @@ def _check_zp(ctx: _Ctx, node, name: str, scale: np.ndarray, what: str, want: np
     if name not in ctx.init:
         raise _err(node, f"{what} {name!r} must be a constant initializer")
     zp = ctx.init[name]
-    ok = Q_DTYPES | ({np.dtype(np.int32)} if allow_int32 else set())
+    ok = (Q_DTYPES if ctx.opset >= 21 else Q8_DTYPES) | ({np.dtype(np.int32)} if allow_int32 else set())
     if zp.dtype not in ok:
         raise _err(node, f"{what} {name!r} has dtype {zp.dtype}, not a quantized type ({', '.join(sorted(map(str, ok)))})")
     if want is not None and zp.dtype != want:
@@ -308,7 +310,7 @@ def validate(model) -> None:
         raise RuntimeModelError(f"opset {v} is not supported (the runtime supports opsets {MIN_OPSET}..{MAX_OPSET})")
     if not g.output:
         raise RuntimeModelError("the graph has no outputs")
-    ctx = _Ctx(model)
+    ctx = _Ctx(model, v)
     for gi in g.input:
         s = ctx.shape.get(gi.name)
         if s is not None and gi.name not in ctx.init:
