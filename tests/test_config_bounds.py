@@ -119,6 +119,8 @@ EDGES = [
     ("dataset.num_workers", "1024", "1025"),
     ("dataset.subset", "1", "1.0001"),
     ("dataset.subset", "1e-9", "0"),
+    ("stages.profile.batch_size", "65536", "65537"),
+    ("model.channels", "[16,65536]", "[16,65537]"),
 ]
 
 
@@ -159,6 +161,11 @@ def test_helpers() -> None:
 
 @pytest.mark.parametrize("overrides, key, inside, outside", [
     (["dataset=synthetic"], "dataset.noise", "1e9", "inf"),
+    (["recipe=ptq_int8"], "stages.ptq.num_batches", "1", "0"),
+    (["recipe=ptq_int8"], "stages.ptq.num_batches", "100000", "100001"),
+    (["model=mlp", "dataset=digits"], "model.hidden", "[65536]", "[65537]"),
+    (["model=resnet8", "dataset=cifar10"], "model.filters", "[16,32,1]", "[16,32,0]"),
+    (["model=resnet8", "dataset=cifar10"], "model.filters", "[16,32,65536]", "[16,32,65537]"),
     (["dataset=synthetic"], "dataset.separation", "0", "-1e-9"),
     (["dataset=synthetic"], "dataset.separation", "1e9", "inf"),
     (["model=resnet8", "dataset=cifar10"], "dataset.std", "[1,1,1e-9]", "[1,1,inf]"),

@@ -67,6 +67,7 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         _check_common(self)
+        _check_sizes(self)
         if self.input_shape is None:
             return  # checked by for_data when the run knows the data's shape
         if self.rank is not None and len(self.input_shape) != self.rank:
@@ -122,6 +123,19 @@ class TargetModelConfig:
     def for_data(self, input_shape: tuple[int, ...], num_classes: int) -> TargetModelConfig:
         """This config for data of ``input_shape`` and ``num_classes``."""
         return _for_data(self, input_shape, num_classes)
+
+
+#: upper bound of every integer model option (widths, channels, blocks, kernel sizes): a typo such
+#: as ``hidden=[1e12]`` is a config error, not an out-of-memory crash
+MAX_SIZE = 65536
+
+
+def _check_sizes(cfg: ModelConfig) -> None:
+    """Every integer (or list of integers) model option is at most ``MAX_SIZE``."""
+    for key, value in cfg.options().items():
+        values = value if isinstance(value, (list, tuple)) else [value]
+        if any(isinstance(v, int) and not isinstance(v, bool) and v > MAX_SIZE for v in values):
+            raise ConfigError(key, f"must be at most {MAX_SIZE} (each entry), got {value!r}")
 
 
 def _positive_list(values: list[int], key: str) -> None:

@@ -44,7 +44,7 @@ class Config(StageConfig):
         require_choice(self.rounding, "rounding", ROUNDINGS)
         require_choice(self.split, "split", SPLITS)
         require(self.max_samples >= 0, "max_samples", "an integer >= 0", self.max_samples)
-        require(self.batch_size >= 1, "batch_size", "an integer >= 1", self.batch_size)
+        require(1 <= self.batch_size <= 65536, "batch_size", "an integer in [1, 65536]", self.batch_size)
         require_filename(self.filename, "filename", ".onnx")
         self.hardware = check_targets(self.hardware)
 

@@ -29,7 +29,7 @@ class Config(StageConfig, QuantConfig):
 
     def __post_init__(self) -> None:
         self.check(learned=False)
-        require(self.num_batches >= 1, "num_batches", "an integer >= 1", self.num_batches)
+        require(1 <= self.num_batches <= 100_000, "num_batches", "an integer in [1, 100000]", self.num_batches)
 
 
 def check(cfg: Config, state: State) -> None:
