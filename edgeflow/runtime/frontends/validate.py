@@ -142,6 +142,8 @@ def _check_zp(ctx: _Ctx, node, name: str, scale: np.ndarray, what: str, want: np
         raise _err(node, f"{what} {name!r} has dtype {zp.dtype}, not a quantized type ({', '.join(sorted(map(str, ok)))})")
     if want is not None and zp.dtype != want:
         raise _err(node, f"{what} {name!r} has dtype {zp.dtype} but the quantized tensor is {want}")
+    if zp.ndim > 1:
+        raise _err(node, f"{what} {name!r} must be a scalar or 1-D, has shape {list(zp.shape)}")
     if zp.shape != scale.shape and not (zp.size == 1 and scale.size == 1):
         raise _err(node, f"{what} {name!r} has shape {list(zp.shape)}, its scale {list(scale.shape)}")
     if zp.dtype == np.int32 and np.any(zp != 0):
@@ -292,6 +294,38 @@ def _check_geometry(ctx: _Ctx, node) -> None:
         raise _err(node, f"output of {total * ch} elements exceeds the bound {MAX_ELEMENTS}")
 
 
+def _check_bias_scale(ctx: _Ctx, node, dq_of: dict) -> None:
+    """An int32 bias must be quantized with scale s_x · s_w (the runtime adds it to the accumulator)."""
+    x, w, b = (dq_of.get(n) for n in node.input[:3])
+    if x is None or w is None or b is None or ctx.dtype.get(b.input[0]) != np.dtype(np.int32):
+        return
+    try:
+        sx, sw, sb = (np.asarray(ctx.init[d.input[1]], np.float32).reshape(-1) for d in (x, w, b))
+    except KeyError:
+        return
+    want = (sx * sw).astype(np.float32)
+    if sb.size not in (1, want.size) or not np.allclose(sb, want, rtol=1e-6, atol=0):
+        raise _err(node, f"bias scale {b.input[1]!r} is not input scale × weight scale")
+
+
+def _check_pool_ratio(ctx: _Ctx, node, dq, g) -> None:
+    """Integer average pooling requantizes by s_in / (s_out · window): kept within [2^-32, 256) as
+    the integer kernels (onnxruntime's MLAS, CMSIS-NN) require."""
+    q = next((n for n in g.node if n.op_type == "QuantizeLinear" and n.input and n.input[0] == node.output[0]), None)
+    xs = ctx.shape.get(dq.input[0]) or ctx.shape.get(node.input[0])
+    if q is None or len(q.input) < 2 or q.input[1] not in ctx.init or dq.input[1] not in ctx.init or not xs:
+        return
+    window = 1
+    for d in xs[2:]:
+        if d is None:
+            return
+        window *= d
+    ratio = float(np.asarray(ctx.init[dq.input[1]], np.float64).reshape(-1)[0]) / (
+        float(np.asarray(ctx.init[q.input[1]], np.float64).reshape(-1)[0]) * max(window, 1))
+    if not 2.0 ** -32 <= ratio < 256.0:
+        raise _err(node, f"scales: input scale / (output scale x window) = {ratio:g} is outside [2^-32, 256)")
+
+
 def _weight_shape(ctx: _Ctx, name: str) -> tuple | None:
     s = ctx.shape.get(name)
     if s is None or any(d is None for d in s):
@@ -319,8 +353,26 @@ def validate(model) -> None:
                 n *= d or 1
             if n > MAX_ELEMENTS:
                 raise RuntimeModelError(f"graph input {gi.name!r} of shape {list(s)} exceeds {MAX_ELEMENTS} elements")
+    import onnx
+
+    dq_of: dict[str, Any] = {}
     for node in g.node:
         op = node.op_type
+        if node.domain in ("", "ai.onnx"):
+            try:
+                schema = onnx.defs.get_schema(op, v, "")
+            except Exception:
+                schema = None
+            if schema is not None:
+                for a in node.attribute:
+                    if a.name not in schema.attributes:
+                        raise _err(node, f"attribute {a.name!r} is not an attribute of {op} (opset {v})")
+        if op == "DequantizeLinear" and node.output and len(node.input) >= 2:
+            dq_of[node.output[0]] = node
+        if op == "GlobalAveragePool" and node.input and node.input[0] in dq_of and node.output:
+            _check_pool_ratio(ctx, node, dq_of[node.input[0]], g)
+        if op in ("Conv", "Gemm") and len(node.input) > 2 and node.input[2] in dq_of:
+            _check_bias_scale(ctx, node, dq_of)
         if op in ("QuantizeLinear", "DequantizeLinear"):
             _check_qdq(ctx, node)
         elif op in _QOP_PARAMS:
