@@ -306,6 +306,23 @@ def _check_bias_scale(ctx: _Ctx, node, dq_of: dict) -> None:
     want = (sx * sw).astype(np.float32)
     if sb.size not in (1, want.size) or not np.allclose(sb, want, rtol=1e-6, atol=0):
         raise _err(node, f"bias scale {b.input[1]!r} is not input scale × weight scale")
+    # the int32 accumulator must not overflow: |bias| + max |Σ (w − zp_w)(x − zp_x)| < 2^31
+    wq, bq = ctx.init.get(w.input[0]), ctx.init.get(b.input[0])
+    if wq is None or bq is None or wq.ndim < 2 or wq.dtype.kind not in "iu":
+        return
+    wzp = ctx.init.get(_inp(w, 2))
+    wz = np.zeros(1, np.int64) if wzp is None else np.asarray(wzp, np.int64).reshape(-1)
+    if node.op_type == "Gemm" and _attrs(node).get("transB", 0) == 0:
+        wm = wq.astype(np.int64).T
+    else:
+        wm = wq.astype(np.int64).reshape(wq.shape[0], -1)
+    if wz.size not in (1, wm.shape[0]):
+        return
+    wz = wz.reshape(-1, 1) if wz.size > 1 else wz
+    reach = np.abs(wm - wz).sum(axis=1) * 255
+    bb = np.abs(bq.astype(np.int64).reshape(-1))
+    if bb.size in (1, reach.size) and np.any(bb + reach >= 2 ** 31):
+        raise _err(node, f"bias {b.input[0]!r}: |bias| + the largest accumulator exceeds int32 (overflow)")
 
 
 def _check_pool_ratio(ctx: _Ctx, node, dq, g) -> None:
