@@ -2,6 +2,8 @@
 
 Checked, naming the node and attribute at fault:
 
+* every node input defined before use; attributes known to the op's schema, none repeated;
+  Reshape shapes int64;
 * the default-domain opset is present and within ``MIN_OPSET..MAX_OPSET``; the graph has an output;
 * quantization parameters (``QuantizeLinear``/``DequantizeLinear`` and the QOperator ops): scales
   are float32/float16 constants, finite, normal (≥ the smallest normal float32) and > 0; zero
@@ -373,8 +375,18 @@ def validate(model) -> None:
     import onnx
 
     dq_of: dict[str, Any] = {}
+    known = {t.name for t in g.initializer} | {i.name for i in g.input}
     for node in g.node:
         op = node.op_type
+        for i in node.input:
+            if i and i not in known:
+                raise _err(node, f"input {i!r} is not a graph input, initializer or output of an earlier node")
+        known.update(o for o in node.output if o)
+        names = [a.name for a in node.attribute]
+        if len(set(names)) != len(names):
+            raise _err(node, f"attribute {next(n for n in names if names.count(n) > 1)!r} appears more than once")
+        if op == "Reshape" and len(node.input) > 1 and node.input[1] in ctx.init and ctx.init[node.input[1]].dtype != np.int64:
+            raise _err(node, f"input shape {node.input[1]!r} has dtype {ctx.init[node.input[1]].dtype}; ONNX requires int64")
         if node.domain in ("", "ai.onnx"):
             try:
                 schema = onnx.defs.get_schema(op, v, "")
