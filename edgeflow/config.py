@@ -24,7 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
-from edgeflow.core.errors import ConfigError
+from edgeflow.core.errors import ConfigError, require_int
 from edgeflow.core.suggest import did_you_mean
 from edgeflow.core.targets import TARGET_KEY
 from edgeflow.data.schemas import DATASET_SCHEMAS, DatasetConfig, TargetDatasetConfig
@@ -198,9 +198,7 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
 
 def _seed(value: Any) -> int:
     """``seed``: an integer in [0, 2**32) (what numpy and torch accept); ``1.5`` or ``abc`` is an error."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and 0 <= value < 2**32
-    if not ok:
-        raise ConfigError("seed", f"must be an integer in [0, 4294967295], got {value!r}")
+    require_int(value, "seed", 0, 2**32 - 1)
     return value
 
 
