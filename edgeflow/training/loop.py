@@ -33,15 +33,17 @@ def _trainer(ctx: StageContext, max_epochs: int, callbacks: list[pl.Callback], p
 
 
 def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callbacks: Iterable[pl.Callback] = (),
-        extra_loss: Callable[[nn.Module], Tensor] | None = None) -> dict[str, float]:
+        extra_loss: Callable[[nn.Module], Tensor] | None = None,
+        loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -> dict[str, float]:
     """Train ``model`` in place on ``ctx.data`` and restore its best-validation weights.
 
     Writes the best checkpoint (weights only) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
     ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, re-applies pruning masks after
-    every optimizer step and keeps clustered weights tied (``WeightSharing``). Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
+    every optimizer step and keeps clustered weights tied (``WeightSharing``). ``loss(model, x, y)``
+    replaces the cross-entropy training loss (``ClassificationTask``). Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
     ``val_acc`` series is in MLflow; ``best_val_acc`` does not collide with it).
     """
-    task = ClassificationTask(model, cfg, extra_loss)
+    task = ClassificationTask(model, cfg, extra_loss, loss)
     checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ctx.out_dir, filename="best", monitor="val_acc", mode="max",
                                               save_top_k=1, save_weights_only=True, enable_version_counter=False)
     all_callbacks: list[pl.Callback] = [MaskEnforcer(), WeightSharing(), EpochMetricsLogger(ctx.log_metrics), checkpoint,

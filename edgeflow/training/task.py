@@ -40,15 +40,19 @@ class ClassificationTask(pl.LightningModule):
     Accuracies (``val_acc``, ``test_acc``) are ``ExactAccuracy`` metrics: exact ``100 · correct /
     total`` over the epoch, the value the int8 runtime's profiler computes for the same predictions.
     ``extra_loss(model)`` (optional) returns a scalar added to the training loss, for regularisers
-    such as the BN-scale L1 penalty of network slimming or hardware-cost terms.
+    such as the BN-scale L1 penalty of network slimming or hardware-cost terms. ``loss(model, x, y)``
+    (optional) replaces the cross-entropy training loss (distillation, weighted early-exit losses);
+    validation and test stay cross-entropy of ``model(x)``.
     """
 
     def __init__(self, model: nn.Module, cfg: TrainingStageConfig,
-                 extra_loss: Callable[[nn.Module], Tensor] | None = None) -> None:
+                 extra_loss: Callable[[nn.Module], Tensor] | None = None,
+                 loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -> None:
         super().__init__()
         self.model = model
         self.cfg = cfg
         self.extra_loss = extra_loss
+        self.loss = loss
         self.accuracy = nn.ModuleDict({"val": ExactAccuracy(), "test": ExactAccuracy()})
 
     def forward(self, x: Tensor) -> Tensor:
@@ -56,7 +60,7 @@ class ClassificationTask(pl.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
-        loss = F.cross_entropy(self.model(x), y)
+        loss = self.loss(self.model, x, y) if self.loss is not None else F.cross_entropy(self.model(x), y)
         self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
         if self.extra_loss is not None:
             loss = loss + self.extra_loss(self.model)
