@@ -1,0 +1,206 @@
+/* edgeflow portable int8 reference kernels (generated project; do not edit). See kernels.h. */
+#include "kernels.h"
+
+#include <string.h>
+
+static int32_t ef_sat32(int64_t v) {
+    return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
+}
+
+static int32_t ef_clip(int32_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : v);
+}
+
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2**31), half away from zero. */
+static int32_t ef_srdhm(int32_t a, int32_t b) {
+    int64_t ab;
+    int64_t nudge;
+    if (a == INT32_MIN && b == INT32_MIN) {
+        return INT32_MAX;
+    }
+    ab = (int64_t)a * (int64_t)b;
+    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
+    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+}
+
+/* gemmlowp RoundingDivideByPOT: x / 2**exponent, rounding half away from zero. */
+static int32_t ef_rdbpot(int32_t x, int32_t exponent) {
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t remainder = x & mask;
+    const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
+    return (x >> exponent) + (remainder > threshold ? 1 : 0);
+}
+
+int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift) {
+    const int32_t left = shift > 0 ? shift : 0;
+    const int32_t right = shift > 0 ? 0 : -shift;
+    return ef_rdbpot(ef_srdhm(ef_sat32((int64_t)x * ((int64_t)1 << left)), multiplier), right);
+}
+
+static int8_t ef_requantize(int32_t acc, int32_t m, int32_t s, const ef_quant *q) {
+    return (int8_t)ef_clip(q->out_zp + ef_multiply_by_quantized_multiplier(acc, m, s), q->act_min, q->act_max);
+}
+
+void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel) {
+    const int32_t cg = g->in_c / g->groups;
+    const int32_t mg = g->out_c / g->groups;
+    int32_t m, oy, ox, c, ky, kx;
+    for (m = 0; m < g->out_c; ++m) {
+        const int32_t c0 = (m / mg) * cg;
+        const int8_t *wm = w + (int32_t)m * cg * g->k_h * g->k_w;
+        const int32_t rm = per_channel ? mult[m] : mult[0];
+        const int32_t rs = per_channel ? shift[m] : shift[0];
+        for (oy = 0; oy < g->out_h; ++oy) {
+            for (ox = 0; ox < g->out_w; ++ox) {
+                int32_t acc = bias ? bias[m] : 0;
+                for (c = 0; c < cg; ++c) {
+                    const int8_t *xc = x + (c0 + c) * g->in_h * g->in_w;
+                    const int8_t *wc = wm + c * g->k_h * g->k_w;
+                    for (ky = 0; ky < g->k_h; ++ky) {
+                        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
+                        if (iy < 0 || iy >= g->in_h) {
+                            continue;
+                        }
+                        for (kx = 0; kx < g->k_w; ++kx) {
+                            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
+                            if (ix < 0 || ix >= g->in_w) {
+                                continue;
+                            }
+                            acc += ((int32_t)xc[iy * g->in_w + ix] - q->in_zp) * (int32_t)wc[ky * g->k_w + kx];
+                        }
+                    }
+                }
+                y[(m * g->out_h + oy) * g->out_w + ox] = ef_requantize(acc, rm, rs, q);
+            }
+        }
+    }
+}
+
+void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
+                        const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                        int32_t per_channel) {
+    int32_t r, j, i;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *xr = x + r * k;
+        for (j = 0; j < n; ++j) {
+            const int8_t *wj = w + j * k; /* weights stored (N, K) */
+            int32_t acc = bias ? bias[j] : 0;
+            for (i = 0; i < k; ++i) {
+                acc += ((int32_t)xr[i] - q->in_zp) * (int32_t)wj[i];
+            }
+            y[r * n + j] = ef_requantize(acc, per_channel ? mult[j] : mult[0], per_channel ? shift[j] : shift[0], q);
+        }
+    }
+}
+
+void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
+            int32_t act_min, int32_t act_max) {
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        const int32_t xa = ((int32_t)a[i] - zp[0]) * (1 << 20);
+        const int32_t xb = ((int32_t)b[i] - zp[1]) * (1 << 20);
+        const int32_t sa = ef_multiply_by_quantized_multiplier(xa, rq[0], rq[1]);
+        const int32_t sb = ef_multiply_by_quantized_multiplier(xb, rq[2], rq[3]);
+        const int32_t out = zp[2] + ef_multiply_by_quantized_multiplier(sa + sb, rq[4], rq[5]);
+        y[i] = (int8_t)ef_clip(out, act_min, act_max);
+    }
+}
+
+void ef_max_pool(const int8_t *x, int8_t *y, const ef_geom *g) {
+    int32_t c, oy, ox, ky, kx;
+    for (c = 0; c < g->in_c; ++c) {
+        const int8_t *xc = x + c * g->in_h * g->in_w;
+        for (oy = 0; oy < g->out_h; ++oy) {
+            for (ox = 0; ox < g->out_w; ++ox) {
+                int32_t best = -128; /* padded taps count as the type's minimum */
+                for (ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
+                    if (iy < 0 || iy >= g->in_h) {
+                        continue;
+                    }
+                    for (kx = 0; kx < g->k_w; ++kx) {
+                        const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
+                        if (ix >= 0 && ix < g->in_w && xc[iy * g->in_w + ix] > best) {
+                            best = xc[iy * g->in_w + ix];
+                        }
+                    }
+                }
+                y[(c * g->out_h + oy) * g->out_w + ox] = (int8_t)best;
+            }
+        }
+    }
+}
+
+void ef_avg_pool(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, int32_t count_include_pad,
+                 const int32_t *rq) {
+    int32_t c, oy, ox, ky, kx;
+    for (c = 0; c < g->in_c; ++c) {
+        const int8_t *xc = x + c * g->in_h * g->in_w;
+        for (oy = 0; oy < g->out_h; ++oy) {
+            for (ox = 0; ox < g->out_w; ++ox) {
+                int32_t sum = 0;
+                int32_t count = 0;
+                int32_t avg = 0;
+                for (ky = 0; ky < g->k_h; ++ky) {
+                    const int32_t iy = oy * g->stride_h - g->pad_top + ky;
+                    for (kx = 0; kx < g->k_w; ++kx) {
+                        const int32_t ix = ox * g->stride_w - g->pad_left + kx;
+                        if (iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w) {
+                            sum += (int32_t)xc[iy * g->in_w + ix] - q->in_zp;
+                            ++count;
+                        }
+                    }
+                }
+                if (count_include_pad) {
+                    count = g->k_h * g->k_w;
+                }
+                if (count > 0) { /* TFLM: divide rounding half away from zero */
+                    avg = sum > 0 ? (sum + count / 2) / count : -((-sum + count / 2) / count);
+                }
+                if (rq) {
+                    avg = ef_multiply_by_quantized_multiplier(avg, rq[0], rq[1]);
+                }
+                y[(c * g->out_h + oy) * g->out_w + ox] = (int8_t)ef_clip(avg + q->out_zp, q->act_min, q->act_max);
+            }
+        }
+    }
+}
+
+void ef_global_avg_pool(const int8_t *x, int8_t *y, int32_t channels, int32_t size, const ef_quant *q,
+                        const int32_t *rq) {
+    int32_t c, i;
+    for (c = 0; c < channels; ++c) {
+        int32_t acc = -q->in_zp * size;
+        for (i = 0; i < size; ++i) {
+            acc += x[c * size + i];
+        }
+        y[c] = ef_requantize(acc, rq[0], rq[1], q);
+    }
+}
+
+void ef_clamp(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi) {
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        y[i] = (int8_t)ef_clip(x[i], lo, hi);
+    }
+}
+
+void ef_rescale(const int8_t *x, int8_t *y, int32_t size, const ef_quant *q, const int32_t *rq) {
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        y[i] = ef_requantize((int32_t)x[i] - q->in_zp, rq[0], rq[1], q);
+    }
+}
+
+void ef_concat_part(const int8_t *x, int8_t *y, int32_t outer, int32_t inner, int32_t out_inner,
+                    const ef_quant *q, const int32_t *rq) {
+    int32_t o;
+    for (o = 0; o < outer; ++o) {
+        if (rq) {
+            ef_rescale(x + o * inner, y + o * out_inner, inner, q, rq);
+        } else {
+            memmove(y + o * out_inner, x + o * inner, (size_t)inner);
+        }
+    }
+}

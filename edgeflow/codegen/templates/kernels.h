@@ -1,0 +1,50 @@
+/* edgeflow portable int8 reference kernels (generated project; do not edit).
+ *
+ * Tensors are row-major NCHW without the batch dimension (1-D tensors: H = 1). Requantization
+ * follows TFLite Micro / CMSIS-NN ("tflm" mode of edgeflow.runtime.quant): a Q31 multiplier and a
+ * shift, double rounding (saturating rounding doubling high multiply, then rounding divide by a
+ * power of two). Relies on arithmetic right shifts of negative integers, as gcc and clang do.
+ */
+#ifndef EF_KERNELS_H
+#define EF_KERNELS_H
+
+#include <stdint.h>
+
+/* One convolution (groups, depthwise, stride, dilation, zero padding) or pooling window geometry. */
+typedef struct {
+    int32_t in_c, in_h, in_w;
+    int32_t out_c, out_h, out_w;
+    int32_t k_h, k_w, stride_h, stride_w, dil_h, dil_w, pad_top, pad_left;
+    int32_t groups;
+} ef_geom;
+
+/* Output quantization: zero point and activation clamp [act_min, act_max]. */
+typedef struct {
+    int32_t in_zp, out_zp, act_min, act_max;
+} ef_quant;
+
+int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
+
+void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel);
+void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
+                        const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                        int32_t per_channel);
+/* rq: {m_a, shift_a, m_b, shift_b, m_out, shift_out}, zp: {zp_a, zp_b, zp_out}. */
+void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
+            int32_t act_min, int32_t act_max);
+void ef_max_pool(const int8_t *x, int8_t *y, const ef_geom *g);
+/* rq: {multiplier, shift} applied after the rounded mean (NULL: same input and output scale). */
+void ef_avg_pool(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, int32_t count_include_pad,
+                 const int32_t *rq);
+void ef_global_avg_pool(const int8_t *x, int8_t *y, int32_t channels, int32_t size, const ef_quant *q,
+                        const int32_t *rq);
+void ef_clamp(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi);
+/* y = clamp(out_zp + MultiplyByQuantizedMultiplier(x - in_zp, rq[0], rq[1])). */
+void ef_rescale(const int8_t *x, int8_t *y, int32_t size, const ef_quant *q, const int32_t *rq);
+/* Copies `inner` elements of x per `outer` block into y at a stride of `out_inner`; rq (NULL: copy)
+ * rescales them. */
+void ef_concat_part(const int8_t *x, int8_t *y, int32_t outer, int32_t inner, int32_t out_inner,
+                    const ef_quant *q, const int32_t *rq);
+
+#endif
