@@ -50,14 +50,17 @@ def run(cfg: DictConfig) -> RunResult:
     directory ``<home>/outputs/<name>/<time>``.
 
     Raises ``edgeflow.config.ConfigError`` (one line naming the key) before any training if the
-    config is wrong. The MLflow run is marked FAILED if a stage raises. The stage lines go to the
+    config is wrong. The MLflow run is marked FAILED if a stage raises; SIGINT (Ctrl+C) or SIGTERM
+    marks it KILLED and raises ``edgeflow.tracking.interrupt.Interrupted``. The stage lines go to the
     ``edgeflow`` logger; when neither it nor the root logger has a handler, one writing INFO lines
     to stderr is added to ``edgeflow``.
     """
     from edgeflow.pipeline import run as run_pipeline
+    from edgeflow.tracking.interrupt import raising_signals
 
     _ensure_log_handler()
-    return run_pipeline(cfg)
+    with raising_signals():
+        return run_pipeline(cfg)
 
 
 def _ensure_log_handler() -> None:

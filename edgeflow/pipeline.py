@@ -16,6 +16,7 @@ from omegaconf import DictConfig, OmegaConf
 from edgeflow.config import Objective, RunConfig, stage_module, validate
 from edgeflow.core.errors import ConfigError
 from edgeflow.state import StageContext, StageResult, State, model_version
+from edgeflow.tracking.interrupt import Interrupted
 
 log = logging.getLogger("edgeflow")
 KEY_METRICS = ("test_acc", "best_val_acc", "acc_drop", "sparsity", "channel_sparsity", "macs", "flash_bytes",
@@ -150,6 +151,11 @@ def _run_stages(prepared: Prepared, run_dir: Path, tracker: Any) -> RunResult:
 
         return load(target_name)
 
+    from edgeflow.cache import StageCache
+
+    stage_cache = StageCache.open(typed.cache, run_dir, {"dataset": typed.dataset, "hardware": typed.hardware,
+                                                         "trainer": typed.trainer}, typed.seed, tracker)
+    stage_cache.begin(typed)
     for name, stage_cfg in typed.stages.items():
         out_dir = run_dir / name
         out_dir.mkdir(parents=True, exist_ok=True)
@@ -158,9 +164,12 @@ def _run_stages(prepared: Prepared, run_dir: Path, tracker: Any) -> RunResult:
         versions = {key: model_version(model) for key, model in state.models.items()}
         started = time.perf_counter()
         try:
-            result = stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
+            result, computed_by = stage_cache.run(name, stage_cfg, state, ctx,
+                                                  lambda: _compute(stage_cfg, state, ctx, typed))
         except ConfigError as err:  # a check only possible at run time (e.g. steps per epoch)
             raise err.under(f"stages.{name}") from None
+        except Interrupted as err:  # SIGINT/SIGTERM (edgeflow.tracking.interrupt): the run ends KILLED
+            raise err.during(name) from None
         _check_result(name, stage_cfg.kind, result, state, versions)
         seconds = time.perf_counter() - started
         stage_metrics = {**result.metrics, "wall_s": seconds}
@@ -170,6 +179,8 @@ def _run_stages(prepared: Prepared, run_dir: Path, tracker: Any) -> RunResult:
             artifacts[f"{name}/{key}"] = str(path)
         metrics.update({f"{name}/{k}": float(v) for k, v in stage_metrics.items()})
         shown = "  ".join(f"{k}={format_metric(v)}" for k, v in result.metrics.items() if k in KEY_METRICS)
+        if computed_by is not None:  # reused from the stage cache (edgeflow.cache)
+            shown = f"cached (computed by run {computed_by or '-'})  {shown}"
         log.info("stage %-10s %-9s %6.1fs  %s", name, f"({stage_cfg.kind})", seconds, shown)
         state = result.state.with_history(name)
 
@@ -177,7 +188,15 @@ def _run_stages(prepared: Prepared, run_dir: Path, tracker: Any) -> RunResult:
     summary = {"metrics": metrics, "artifacts": artifacts, "mlflow_run_id": tracker.run_id}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2))
     tracker.log_artifact(run_dir / "summary.json")
+    stage_cache.finish()
     return RunResult(metrics=metrics, artifacts=artifacts, run_dir=run_dir, mlflow_run_id=tracker.run_id, state=state)
+
+
+def _compute(stage_cfg: Any, state: State, ctx: StageContext, typed: RunConfig) -> StageResult:
+    """Run a stage on ``state``, seeded with the run's seed: every stage starts from the same random
+    state, so a stage computed after cached ones gives what it gives in an uninterrupted run."""
+    _set_seed(typed.seed, typed.trainer.num_threads)
+    return stage_module(stage_cfg.kind).run(stage_cfg, state, ctx)
 
 
 def _check_stage(name: str, stage_cfg: Any, state: State) -> None:

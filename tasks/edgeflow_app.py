@@ -8,7 +8,10 @@
 Exit status: 0 success; 1 a stage failed (one line, the traceback in ``error.log`` in the run
 directory, the MLflow run marked FAILED); 2 a config or command-line mistake, as one line
 ``edgeflow: config error: <key>: <message>`` — whether edgeflow's validation or Hydra's composition
-(unknown option or key, override syntax, YAML syntax) found it — leaving no run folder behind.
+(unknown option or key, override syntax, YAML syntax) found it, or a local MLflow store that is
+half-migrated — leaving no run folder behind; 130 (SIGINT) or 143 (SIGTERM) interrupted: one line
+naming the stage that was running, the MLflow run (and a sweep's parent run) marked KILLED.
+Run and sweep folders end in a random suffix (``tasks.run_dir``): concurrent runs never share one.
 Only Hydra and the (torch-free) config schemas load before validation, so ``--help`` and config
 errors answer in about a second.
 """
@@ -23,8 +26,11 @@ from omegaconf import DictConfig
 
 from edgeflow import CONF_DIR
 from edgeflow.core.errors import ConfigError
+from edgeflow.tracking.interrupt import Interrupted, raising_signals
 from tasks.hydra_errors import exit_config_error, run_reporting_config_errors
-from tasks.run_dir import remove_unused_run_dir
+from tasks.run_dir import register_suffix_resolver, remove_unused_run_dir
+
+register_suffix_resolver()  # ${edgeflow.suffix:} in hydra.run.dir / hydra.sweep.dir
 
 #: columns of the closing table: metric -> header. A header is the metric's name (``<stage>/<name>`` in
 #: summary.json and MLflow) on two lines, ``flash_bytes`` as flash / bytes; accuracies get ``%`` below
@@ -41,7 +47,12 @@ def main() -> None:
 
         new_recipe(sys.argv[2:])
         return
-    run_reporting_config_errors(app, "edgeflow", sys.argv[1:])
+    with raising_signals():
+        try:
+            run_reporting_config_errors(app, "edgeflow", sys.argv[1:])
+        except Interrupted as err:  # outside a run (composing, loading data, between sweep jobs)
+            print(f"edgeflow: {err}", file=sys.stderr)
+            sys.exit(err.exit_code)
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
@@ -49,19 +60,29 @@ def app(cfg: DictConfig) -> float | list[float] | None:
     """Validate, run, print the final metrics; returns what a sweeper optimizes (``optimize``).
 
     A config mistake — found by validation, or while loading the data and building the model, before
-    any run exists — exits 2 (one line) after removing the run folder Hydra made."""
+    any run exists, or a local MLflow store that cannot be used — exits 2 (one line) after removing
+    the run folder Hydra made. SIGINT/SIGTERM during the run: one line, exit 130/143."""
     from edgeflow.pipeline import objective_value, prepare, run
 
     try:
         prepared = prepare(cfg)  # validation first: torch-free, most mistakes answer in about a second
+        if prepared.typed.tracking.enabled:  # a new SQLite store is created once, under a file lock
+            from edgeflow.tracking import resolve_uri
+            from edgeflow.tracking.store import prepare_store
+
+            prepare_store(resolve_uri(prepared.typed.tracking))
     except ConfigError as err:
         remove_unused_run_dir()
         exit_config_error("edgeflow", err)
 
     try:
         result = run(cfg, prepared)
-    except KeyboardInterrupt:
-        raise
+    except Interrupted as err:  # the pipeline marked the MLflow run KILLED
+        from hydra.core.hydra_config import HydraConfig
+
+        marked = "; MLflow run marked KILLED" if prepared.typed.tracking.enabled else ""
+        print(f"edgeflow: {err}{marked} (files so far: {HydraConfig.get().runtime.output_dir})", file=sys.stderr)
+        sys.exit(err.exit_code)
     except ConfigError as err:  # a check only possible while a stage runs; the MLflow run is marked FAILED
         exit_config_error("edgeflow", err)
     except Exception as err:  # noqa: BLE001 - reported in one line, full traceback kept on disk

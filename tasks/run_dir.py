@@ -1,4 +1,10 @@
-"""Undo the run folder Hydra made for a job that edgeflow then refused (a config error).
+"""Run folders that no two runs share, and undoing the one Hydra made for a refused job.
+
+``${now:...}`` has one-second resolution: runs started in the same second would share
+``outputs/<name>/<time>/`` and overwrite each other's checkpoints and exports. ``conf/config.yaml``
+appends ``${edgeflow.suffix:}``, a short random suffix (``register_suffix_resolver``), to the run and
+sweep folders: ``outputs/quickstart/2026-12-04_22-30-01_3fa9c2``. OmegaConf caches it per config, and
+Hydra copies that cache to a sweep's job configs, so a folder name is decided once.
 
 Hydra creates ``outputs/<name>/<time>/`` with ``.hydra/`` and the job's log file before the app
 runs; a run that fails validation should leave nothing behind. Only what Hydra wrote is removed,
@@ -7,12 +13,24 @@ and folders only when that leaves them empty: a user's files are never touched.
 
 from __future__ import annotations
 
+import secrets
 from pathlib import Path
 
 from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
+from omegaconf import OmegaConf
 
-__all__ = ["remove_unused_run_dir"]
+__all__ = ["SUFFIX_RESOLVER", "register_suffix_resolver", "remove_unused_run_dir"]
+
+SUFFIX_RESOLVER = "edgeflow.suffix"
+#: hex digits of the suffix: 16.7 M values, so runs started in one second practically never meet
+SUFFIX_HEX = 6
+
+
+def register_suffix_resolver() -> None:
+    """Register ``${edgeflow.suffix:}`` (a new random hex suffix, cached per config) once."""
+    if not OmegaConf.has_resolver(SUFFIX_RESOLVER):
+        OmegaConf.register_new_resolver(SUFFIX_RESOLVER, lambda: secrets.token_hex(SUFFIX_HEX // 2), use_cache=True)
 
 #: the files Hydra saves into ``<run dir>/<hydra.output_subdir>/`` before the app runs
 HYDRA_FILES = ("config.yaml", "hydra.yaml", "overrides.yaml")

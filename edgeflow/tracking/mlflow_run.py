@@ -1,4 +1,10 @@
-"""A thin wrapper over ``MlflowClient`` holding one run (no global fluent-API state)."""
+"""A thin wrapper over ``MlflowClient`` holding one run (no global fluent-API state).
+
+Every client goes through ``edgeflow.tracking.store`` (a local SQLite store is created once under a
+file lock, in WAL mode; calls are retried while the database is locked). Every run records its owner
+process and is kept alive by its heartbeat; opening an experiment closes the runs whose owner died
+(``edgeflow.tracking.orphans``). An interrupted run (``edgeflow.tracking.interrupt``) ends KILLED.
+"""
 
 from __future__ import annotations
 
@@ -10,11 +16,24 @@ from pathlib import Path
 from typing import Any
 
 from edgeflow.core.home import home
+from edgeflow.tracking.interrupt import Interrupted
+from edgeflow.tracking.orphans import Heartbeat, close_orphans, owner_tags
 from edgeflow.tracking.schema import TrackingConfig
+from edgeflow.tracking.store import Retrying, prepare_store
 
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
 for _noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
     logging.getLogger(_noisy).setLevel(logging.WARNING)
+_HEARTBEAT = Heartbeat()  # one per process: it beats for every run the process has open
+
+
+def client_for(uri: str) -> Any:
+    """An ``MlflowClient`` of the store at ``uri``, made ready first (``store.prepare_store``) and
+    retrying calls while the database is locked."""
+    from mlflow.tracking import MlflowClient
+
+    prepare_store(uri)
+    return Retrying(MlflowClient(tracking_uri=uri))
 
 
 def resolve_uri(cfg: TrackingConfig) -> str:
@@ -63,24 +82,26 @@ class MlflowRun:
 
     @classmethod
     def create(cls, client: Any, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
-        """A new run in experiment ``experiment_id`` through ``client``."""
-        run_id = client.create_run(experiment_id, run_name=run_name, tags=dict(tags)).info.run_id
+        """A new run in experiment ``experiment_id`` through ``client``, owned by this process
+        (``orphans.owner_tags``) and kept alive by its heartbeat until ``finish``."""
+        tags = {**tags, **owner_tags()}
+        run_id = client.create_run(experiment_id, run_name=run_name, tags=tags).info.run_id
+        _HEARTBEAT.add(client, run_id)
         return cls(client, run_id, experiment_id, tags)
 
     @classmethod
     def start(cls, uri: str, experiment: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
-        """A new top-level run in ``experiment`` (created if missing) of the store at ``uri``."""
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
-        return cls.create(client, _experiment_id(client, uri, experiment), run_name, tags)
+        """A new top-level run in ``experiment`` (created if missing) of the store at ``uri``; first
+        closes the experiment's runs whose process died (``orphans.close_orphans``)."""
+        client = client_for(uri)
+        experiment_id = _experiment_id(client, uri, experiment)
+        close_orphans(client, experiment_id)
+        return cls.create(client, experiment_id, run_name, tags)
 
     @classmethod
     def attach(cls, uri: str, run_id: str) -> MlflowRun:
         """The existing run ``run_id`` of the store at ``uri`` (started by another object or process)."""
-        from mlflow.tracking import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
+        client = client_for(uri)
         run = client.get_run(run_id)
         tags = {k: v for k, v in run.data.tags.items() if not k.startswith("mlflow.")}
         return cls(client, run_id, run.info.experiment_id, tags)
@@ -131,10 +152,14 @@ class MlflowRun:
         self.client.set_tag(self.run_id, key, value)
 
     def finish(self, error: BaseException | None = None) -> None:
-        """Mark the run FINISHED, or FAILED with the error's first line as tag ``edgeflow.error``."""
+        """Mark the run FINISHED; KILLED when ``error`` is an interruption (``Interrupted``,
+        ``KeyboardInterrupt``); else FAILED. The error's first line goes to tag ``edgeflow.error``."""
+        status = "FINISHED"
         if error is not None:
+            status = "KILLED" if isinstance(error, (Interrupted, KeyboardInterrupt)) else "FAILED"
             self.set_tag("edgeflow.error", f"{type(error).__name__}: {error}".splitlines()[0][:5000])
-        self.client.set_terminated(self.run_id, "FAILED" if error is not None else "FINISHED")
+        self.client.set_terminated(self.run_id, status)
+        _HEARTBEAT.remove(self.run_id)
 
 
 class NullRun:

@@ -7,7 +7,8 @@ folder (``edgeflow.tracking.handoff``), where every job, in any process, finds i
 ``mlflow.parentRunId``. ``on_multirun_end`` logs the summary (``edgeflow.tracking.sweep_summary``)
 and finishes the parent: FAILED when a job did not finish. Hydra skips ``on_multirun_end`` when a
 job stops the sweep (a failing job exits the process); an ``atexit`` hook then logs the summary of
-the jobs so far and marks the parent FAILED. The callback holds only plain data, so launchers may
+the jobs so far and marks the parent FAILED, or KILLED when the process was interrupted (SIGINT,
+SIGTERM: ``edgeflow.tracking.interrupt``). The callback holds only plain data, so launchers may
 pickle it. Nothing heavy is imported before ``on_multirun_start``.
 """
 
@@ -22,6 +23,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from edgeflow.tracking.handoff import SweepParent
+from edgeflow.tracking.interrupt import Interrupted, received
 from edgeflow.tracking.labels import override_key, parent_name
 from edgeflow.tracking.sweep_summary import Ranking
 
@@ -108,7 +110,9 @@ class SweepParentCallback(Callback):
         except Exception as err:  # noqa: BLE001 - a summary that fails must not leave the parent RUNNING
             error = RuntimeError(f"sweep summary failed: {type(err).__name__}: {err}")
         else:
-            if stopped:
+            if stopped and received() is not None:
+                error = Interrupted(received())
+            elif stopped:
                 error = RuntimeError("the sweep stopped before its end (a job failed or it was interrupted)")
             elif failed:
                 error = RuntimeError(f"{len(failed)} job(s) did not finish: {', '.join(failed)}")
