@@ -46,14 +46,22 @@ from edgeflow.runtime.program import Program
 __all__ = ["load", "Graph", "Program", "RuntimeModelError", "UnsupportedOpError"]
 
 
-def load(path: str | Path, rounding: str = "onnx") -> Program:
-    """Load a quantized ONNX file, or a program saved by ``Program.save`` (``.json`` + ``.npz``),
-    as an integer ``Program`` (``rounding``: "onnx" or "tflm")."""
+def load(path: str | Path, rounding: str | None = None) -> Program:
+    """Load a quantized ONNX file, an int8 ``.tflite`` file (by extension or its ``TFL3``
+    identifier), or a program saved by ``Program.save`` (``.json`` + ``.npz``), as an integer
+    ``Program``. ``rounding``: "onnx" or "tflm"; default "tflm" for ``.tflite`` files (bit-equal to
+    LiteRT's reference kernels), "onnx" otherwise."""
+    from edgeflow.runtime.frontends import tflite
+
+    is_tflite = tflite.is_tflite(path)
+    rounding = rounding or ("tflm" if is_tflite else "onnx")
     if rounding not in quant.MODES:
         raise RuntimeModelError(f"rounding must be one of {', '.join(quant.MODES)}, got {rounding!r}")
     try:
         if Path(path).suffix == ".json":
             return Program(Graph.load(path), rounding=rounding)
+        if is_tflite:
+            return Program(tflite.load(path), rounding=rounding, path=path)
         from edgeflow.runtime.frontends.onnx import load as load_onnx
 
         return Program(load_onnx(path), rounding=rounding, path=path)

@@ -45,7 +45,7 @@ def ops(node: Node, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int
         return int(np.prod(out_shapes[0][1:])) * int(np.prod(node.attrs["kernel"]))
     if k == "global_avg_pool":
         return int(np.prod(in_shapes[0][1:]))
-    if k in ("add", "clamp", "softmax"):
+    if k in ("add", "mul", "clamp", "softmax", "int_softmax"):
         return int(np.prod(out_shapes[0][1:]))
     return 0
 
@@ -59,7 +59,7 @@ def weight_bytes(node: Node) -> int:
 def bias_bytes(node: Node) -> int:
     if node.kind in ("conv", "fully_connected") and "bias" in node.params:
         return 4 * int(node.params["bias"].size)
-    if node.kind == "add" and "const_b" in node.params:
+    if node.kind in ("add", "mul") and "const_b" in node.params:
         c = node.params["const_b"]
         return int(c.size) * c.itemsize
     return 0
@@ -71,6 +71,8 @@ def requant_bytes(node: Node) -> int:
     k = node.kind
     if k in ("conv", "fully_connected"):
         return _REQUANT_PAIR * int(node.params["weight_scale"].size) if "out_scale" in at else 0
+    if k == "mul":
+        return _REQUANT_PAIR
     if k == "add":
         return 3 * _REQUANT_PAIR + 3 * 4  # three multiplier/shift pairs + three offsets
     if k == "avg_pool":

@@ -23,11 +23,15 @@ kind                params                                     attrs
 quantize            scale, zero_point                          axis, out_dtype
 dequantize          scale, zero_point                          axis
 softmax             —                                          axis, in_scale?, in_zero_point?
+int_softmax         —                                          axis, beta, in_scale, in_zero_point, out_scale,
+                                                               out_zero_point, out_dtype
 conv                weight, weight_zero_point, bias?,          in_zero_point, in_dtype, strides, pads, dilations,
                     weight_scale?                              group, auto_pad, weight_bits, requant?
 fully_connected     weight? (K, N), weight_zero_point, bias?,  in_zero_point, in_dtype, b_dtype? (no weight:
                     weight_scale?                              second input), weight_bits, requant?
 add                 const_b?                                   a_scale, a_zero_point, b_scale, b_zero_point,
+                                                               out_scale, out_zero_point, out_dtype, activation
+mul                 const_b?                                   a_scale, a_zero_point, b_scale, b_zero_point,
                                                                out_scale, out_zero_point, out_dtype, activation
 avg_pool            —                                          kernel, strides, pads, auto_pad, ceil_mode,
                                                                count_include_pad, in_scale, in_zero_point,
@@ -45,6 +49,9 @@ reshape             —                                          shape, allowzer
 transpose           —                                          perm
 pad                 —                                          pads, mode, value, axes
 ==================  =========================================  ===============================================
+
+A conv / fully_connected node may carry ``single_rounding: true``: its tflm requantization rounds once
+(``TFLITE_SINGLE_ROUNDING``), as LiteRT's FULLY_CONNECTED kernel does (the ``.tflite`` importer sets it).
 
 Clustered layers' conv / fully_connected nodes also carry ``codebook_bits`` (index width of their
 codebook, from the export's ``edgeflow.codebook`` metadata).

@@ -98,6 +98,14 @@ def round_half_away(x: np.ndarray | float) -> np.ndarray:
     return np.sign(x) * np.floor(np.abs(x) + 0.5)
 
 
+def quantize_tflm(x: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int, dtype: np.dtype) -> np.ndarray:
+    """TFLite ``AffineQuantize``: saturate(TfLiteRound(float32(x) / float32(scale)) + zp)."""
+    qmin, qmax = qrange(dtype)
+    v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
+    v = round_half_away(v) + np.asarray(zp, dtype=np.float64)
+    return np.clip(v, qmin, qmax).astype(dtype)
+
+
 def quantize_multiplier(m: np.ndarray | float) -> tuple[np.ndarray, np.ndarray]:
     """TFLM ``QuantizeMultiplier``: real multiplier -> (Q31 int32 multiplier, shift).
 
@@ -152,12 +160,22 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shif
     return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xs, np.asarray(multiplier, np.int64)), right)
 
 
+def multiply_by_quantized_multiplier_single(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
+    """``MultiplyByQuantizedMultiplier`` built with ``TFLITE_SINGLE_ROUNDING``: one rounding (half up)
+    of x·m / 2**(31 - shift) in 64 bits — what LiteRT's FULLY_CONNECTED computes."""
+    total = 31 - np.asarray(shift, dtype=np.int64)
+    x = np.asarray(x, dtype=np.int64)
+    return (x * np.asarray(multiplier, np.int64) + (np.int64(1) << (total - 1))) >> total
+
+
 def requantize_tflm(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, dtype: np.dtype,
-                    act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
-    """acc (exact integers) -> zp + MultiplyByQuantizedMultiplier(acc), clamped to the activation range."""
+                    act_min: int | None = None, act_max: int | None = None, single: bool = False) -> np.ndarray:
+    """acc (exact integers) -> zp + MultiplyByQuantizedMultiplier(acc), clamped to the activation range
+    (``single``: the single-rounding variant)."""
     qmin, qmax = qrange(dtype)
     acc = np.clip(np.asarray(acc).astype(np.int64), INT32_MIN, INT32_MAX)
-    v = multiply_by_quantized_multiplier(acc, multiplier, shift) + zp
+    mbqm = multiply_by_quantized_multiplier_single if single else multiply_by_quantized_multiplier
+    v = mbqm(acc, multiplier, shift) + zp
     lo = qmin if act_min is None else max(qmin, act_min)
     hi = qmax if act_max is None else min(qmax, act_max)
     return np.clip(v, lo, hi).astype(dtype)
@@ -169,7 +187,8 @@ def activation_range(kind: str | None, lo: float | None, hi: float | None, scale
     """Integer clamp [act_min, act_max] for a fused ReLU/Clip in the output's domain.
 
     ``kind`` None → full range. ``lo``/``hi`` are the real-valued limits (ReLU: 0, None).
-    onnx mode rounds limit/scale half to even (as QuantizeLinear would), tflm half away (TfLiteRound).
+    onnx mode rounds limit/scale half to even (as QuantizeLinear would), tflm half away (TfLiteRound of
+    the float32 quotient, as ``CalculateActivationRangeQuantized``).
     """
     qmin, qmax = qrange(dtype)
     if kind is None:
@@ -179,7 +198,7 @@ def activation_range(kind: str | None, lo: float | None, hi: float | None, scale
         if mode == "onnx":
             r = float(np.rint(np.float32(v) / np.float32(scale)))
         else:
-            r = float(round_half_away(v / float(scale)))
+            r = float(round_half_away(np.float32(v) / np.float32(scale)))
         return int(np.clip(r + zp, qmin, qmax))
 
     a = qmin if lo is None else max(qmin, q(lo))

@@ -149,13 +149,13 @@ def output_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
     """Shape of ``node``'s (single) output from its inputs' shapes."""
     k = node.kind
     x = tuple(ins[0])
-    if k in ("quantize", "dequantize", "softmax", "clamp", "rescale"):
+    if k in ("quantize", "dequantize", "softmax", "int_softmax", "clamp", "rescale"):
         return x
     if k == "conv":
         return _conv(node, x)
     if k == "fully_connected":
         return _fully_connected(node, ins)
-    if k == "add":
+    if k in ("add", "mul"):
         b = ins[1] if len(ins) > 1 else node.params["const_b"].shape
         return tuple(np.broadcast_shapes(x, tuple(b)))
     if k in ("max_pool", "avg_pool"):

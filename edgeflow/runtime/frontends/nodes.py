@@ -8,11 +8,24 @@ what they would compute from the frontend's own values.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from edgeflow.runtime.ir import Node
+from edgeflow.runtime import shapes
+from edgeflow.runtime.ir import Graph, Node, TensorSpec
+
+
+
+@dataclass
+class QInfo:
+    """Quantization of a runtime integer tensor (per tensor)."""
+
+    scale: float
+    zp: int
+    dtype: np.dtype
+
 
 Activation = tuple[str | None, float | None, float | None]
 NO_ACT: Activation = (None, None, None)
@@ -86,6 +99,22 @@ def add(name: str, a: str, b: str | None, y: str, sa: float, zpa: int, sb: float
                  "out_zero_point": int(zpy), "out_dtype": np.dtype(out_dtype), "activation": list(act)})
 
 
+def mul(name: str, a: str, b: str | None, y: str, sa: float, zpa: int, sb: float, zpb: int, sy: float, zpy: int,
+        out_dtype: Any, act: Activation = NO_ACT, const_b: np.ndarray | None = None) -> Node:
+    """``a · b`` rescaled to the output; ``b`` is a runtime input, or ``None`` with ``const_b``."""
+    node = add(name, a, b, y, sa, zpa, sb, zpb, sy, zpy, out_dtype, act, const_b)
+    node.kind = "mul"
+    return node
+
+
+def int_softmax(name: str, x: str, y: str, axis: int, beta: float, sx: float, zpx: int, sy: float, zpy: int,
+                out_dtype: Any) -> Node:
+    """Integer softmax along ``axis`` (int8 in, int8 out with scale 1/256, zero point -128)."""
+    return Node("int_softmax", name, [x], [y], {},
+                {"axis": int(axis), "beta": float(beta), "in_scale": sx, "in_zero_point": int(zpx), "out_scale": sy,
+                 "out_zero_point": int(zpy), "out_dtype": np.dtype(out_dtype)})
+
+
 def avg_pool(name: str, x: str, y: str, kernel, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any, strides=None,
              pads=None, auto_pad: str = "NOTSET", ceil_mode: int = 0, count_include_pad: int = 0) -> Node:
     return Node("avg_pool", name, [x], [y], {},
@@ -141,3 +170,29 @@ def transpose(name: str, x: str, y: str, perm=None) -> Node:
 
 def pad(name: str, x: str, y: str, pads, mode: str = "constant", value: int = 0, axes=None) -> Node:
     return Node("pad", name, [x], [y], {}, {"pads": [int(p) for p in pads], "mode": mode, "value": int(value), "axes": axes})
+
+
+def tensor_specs(graph: Graph, qt: dict[str, QInfo]) -> dict[str, TensorSpec]:
+    """Every runtime tensor's spec: dtype by the nodes' rules, static shape for one sample (batch 1;
+    ``None`` throughout when an input has other symbolic dims or a node's shape rule fails at
+    batch 1), quantization from the lowering (none for float tensors and for integer graph inputs,
+    whose parameters come with each consuming node)."""
+    dims = {gi.name: tuple(1 if (d is None and k == 0) else d for k, d in enumerate(gi.shape)) for gi in graph.inputs}
+    static = None
+    if all(d is not None for s in dims.values() for d in s):
+        try:
+            static = shapes.infer(graph, dims)
+        except ValueError:
+            static = None
+    dtypes = {gi.name: gi.dtype for gi in graph.inputs}
+    for node in graph.nodes:
+        dt = shapes.output_dtype(node, dtypes[node.inputs[0]])
+        for name in node.outputs:
+            dtypes[name] = dt
+    inputs = {gi.name for gi in graph.inputs}
+    out = {}
+    for name, dt in dtypes.items():
+        q = qt.get(name) if name not in inputs and dt.kind in "iu" else None
+        out[name] = TensorSpec(name, dt, None if static is None else static[name],
+                               None if q is None else float(q.scale), None if q is None else int(q.zp))
+    return out

@@ -23,22 +23,13 @@ from typing import Any
 
 import numpy as np
 
-from edgeflow.runtime import shapes
 from edgeflow.runtime.errors import RuntimeModelError, UnsupportedOpError
 from edgeflow.runtime.frontends import nodes as N
-from edgeflow.runtime.ir import Graph, GraphInput, Node, TensorSpec
+from edgeflow.runtime.frontends.nodes import QInfo
+from edgeflow.runtime.ir import Graph, GraphInput, Node
 
 WEIGHT_BITS_KEY = "edgeflow.weight_bits"
 CODEBOOK_KEY = "edgeflow.codebook"  # {initializer: {"clusters", "index_bits", "scope"}} of clustered layers
-
-
-@dataclass
-class QInfo:
-    """Quantization of a runtime integer tensor (per tensor)."""
-
-    scale: float
-    zp: int
-    dtype: np.dtype
 
 
 @dataclass
@@ -744,32 +735,6 @@ def _conv_attrs(node, nd: int) -> dict[str, Any]:
                 auto_pad=_s(at.get("auto_pad", "NOTSET")))
 
 
-def _tensors(graph: Graph, qt: dict[str, QInfo]) -> dict[str, TensorSpec]:
-    """Every runtime tensor's spec: dtype by the nodes' rules, static shape for one sample (batch 1;
-    ``None`` throughout when an input has other symbolic dims or a node's shape rule fails at
-    batch 1), quantization from the lowering (none for float tensors and for integer graph inputs,
-    whose parameters come with each consuming node)."""
-    dims = {gi.name: tuple(1 if (d is None and k == 0) else d for k, d in enumerate(gi.shape)) for gi in graph.inputs}
-    static = None
-    if all(d is not None for s in dims.values() for d in s):
-        try:
-            static = shapes.infer(graph, dims)
-        except ValueError:
-            static = None
-    dtypes = {gi.name: gi.dtype for gi in graph.inputs}
-    for node in graph.nodes:
-        dt = shapes.output_dtype(node, dtypes[node.inputs[0]])
-        for name in node.outputs:
-            dtypes[name] = dt
-    inputs = {gi.name for gi in graph.inputs}
-    out = {}
-    for name, dt in dtypes.items():
-        q = qt.get(name) if name not in inputs and dt.kind in "iu" else None
-        out[name] = TensorSpec(name, dt, None if static is None else static[name],
-                               None if q is None else float(q.scale), None if q is None else int(q.zp))
-    return out
-
-
 def to_ir(model) -> Graph:
     """Validate (``frontends.validate``) and lower an ``onnx.ModelProto`` (QDQ or QOperator) to the
     runtime's IR."""
@@ -779,7 +744,7 @@ def to_ir(model) -> Graph:
     low = Lowerer(model)
     nodes = low.lower()
     graph = Graph(low.inputs, low.graph_outputs, nodes, {})
-    graph.tensors = _tensors(graph, low.qt)
+    graph.tensors = N.tensor_specs(graph, low.qt)
     return graph
 
 

@@ -3,7 +3,7 @@
 ``conv`` (1-D/2-D, groups, depthwise), ``fully_connected`` (gemm/matmul), ``add``, ``pool``
 (max/average/global average), ``shape`` (reshape/flatten/squeeze/unsqueeze/transpose),
 ``concat``, ``pad``, ``rescale`` (requantize, clamps), ``boundary`` (input quantize, output
-dequantize, softmax). All share the requantization helpers of ``edgeflow.runtime.quant``.
+dequantize, float softmax), ``int_softmax`` (int8 softmax), ``mul``. All share the requantization helpers of ``edgeflow.runtime.quant``.
 ``build(node)`` makes the kernel of one IR node (``edgeflow.runtime.ir``).
 """
 
@@ -17,6 +17,8 @@ from edgeflow.runtime.ops.boundary import Dequantize, Quantize, Softmax
 from edgeflow.runtime.ops.concat import Concat
 from edgeflow.runtime.ops.conv import Conv
 from edgeflow.runtime.ops.fully_connected import FullyConnected
+from edgeflow.runtime.ops.int_softmax import IntSoftmax
+from edgeflow.runtime.ops.mul import Mul
 from edgeflow.runtime.ops.pad import Pad
 from edgeflow.runtime.ops.pool import AveragePool, GlobalAveragePool, MaxPool
 from edgeflow.runtime.ops.rescale import Clamp, Rescale
@@ -24,7 +26,7 @@ from edgeflow.runtime.ops.shape import Reshape, Transpose
 
 KERNELS: dict[str, type[Op]] = {k.kind: k for k in (
     Quantize, Dequantize, Softmax, Conv, FullyConnected, Add, AveragePool, GlobalAveragePool, MaxPool, Concat,
-    Rescale, Clamp, Reshape, Transpose, Pad)}
+    Rescale, Clamp, Reshape, Transpose, Pad, IntSoftmax, Mul)}
 
 
 def build(node: Node) -> Op:

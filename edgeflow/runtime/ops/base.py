@@ -36,7 +36,8 @@ class Requant:
     """Per-output-channel requantization of an int32 accumulator, precomputed for both modes.
 
     ``s_x * s_w[c] / s_y`` → onnx float32 multiplier and tflm (Q31 multiplier, shift); activation
-    clamp bounds per mode; ``out_dtype`` and ``zp`` of the output.
+    clamp bounds per mode; ``out_dtype`` and ``zp`` of the output. ``single_rounding``: tflm mode
+    rounds once (``TFLITE_SINGLE_ROUNDING``, LiteRT's FULLY_CONNECTED) instead of twice.
     """
 
     s_x: float
@@ -45,6 +46,7 @@ class Requant:
     zp: int
     out_dtype: np.dtype
     act: tuple[str | None, float | None, float | None] = (None, None, None)
+    single_rounding: bool = False
     onnx_mult: np.ndarray = field(init=False)
     tflm_mult: np.ndarray = field(init=False)
     tflm_shift: np.ndarray = field(init=False)
@@ -73,7 +75,7 @@ class Requant:
         if mode == "onnx":
             return quant.requantize_onnx(acc, self.onnx_mult.reshape(shape), self.zp, self.out_dtype, lo, hi)
         return quant.requantize_tflm(acc, self.tflm_mult.reshape(shape), self.tflm_shift.reshape(shape),
-                                     self.zp, self.out_dtype, lo, hi)
+                                     self.zp, self.out_dtype, lo, hi, self.single_rounding)
 
     def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
         """Requantize float32 ``acc`` (exact integers below 2**24, channels on the last axis) into
@@ -101,7 +103,7 @@ def requant_of(node: Node) -> Requant | None:
     if "out_scale" not in at:
         return None
     return Requant(at["in_scale"], node.params["weight_scale"], at["out_scale"], at["out_zero_point"],
-                   np.dtype(at["out_dtype"]), tuple(at["activation"]))
+                   np.dtype(at["out_dtype"]), tuple(at["activation"]), bool(at.get("single_rounding", False)))
 
 
 class Op:

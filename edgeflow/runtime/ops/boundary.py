@@ -13,6 +13,8 @@ from edgeflow.runtime.ops.base import Op
 
 
 class Quantize(Op):
+    """Float → integer: QuantizeLinear (onnx mode, half to even) or TFLite's AffineQuantize (tflm)."""
+
     kind = "quantize"
 
     def __init__(self, node: Node) -> None:
@@ -31,6 +33,8 @@ class Quantize(Op):
 
     def run(self, values, mode):
         x = values[0]
+        if mode == "tflm":
+            return [quant.quantize_tflm(x, self._b(self.scale, x.ndim), self._b(self.zp, x.ndim), self.dtype)]
         return [quant.quantize_linear(x, self._b(self.scale, x.ndim), self._b(self.zp, x.ndim), self.dtype)]
 
 

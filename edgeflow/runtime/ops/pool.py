@@ -6,8 +6,9 @@ ignored). Average pooling:
 * onnx mode reproduces onnxruntime's ``QLinearAveragePool``: taps dequantized to float32
   (``s_x * (x - zp_x)``), summed in float32 in row-major tap order, divided by the tap count,
   then ``saturate(rne(y / s_y + zp_y))`` in float32.
-* tflm mode: integer sum of (x - zp_x) over in-image taps divided by their count rounding half away
-  from zero (TFLM ``AveragePool``), rescaled to the output with a Q31 multiplier when scales differ.
+* tflm mode: TFLM ``AveragePool``: the integer sum of the raw inputs over in-image taps divided by
+  their count, rounding half away from zero (input and output share scale and zero point); when
+  they differ, the sum of (x - zp_x), divided likewise, rescaled with a Q31 multiplier, plus zp_y.
 
 Global average pooling, onnx mode = MLAS ``MlasQLinearGlobalAveragePoolNchw``::
 
@@ -103,7 +104,8 @@ class AveragePool(Op):
             yv = (s / cnt.astype(np.float32)).astype(np.float32)
             v = (yv / self.sy).astype(np.float32) + np.float32(self.zpy)
             return [np.clip(np.rint(v), qmin, qmax).astype(self.out_dtype)]
-        xc = x.astype(np.int64) - self.zpx
+        # TFLM averages the raw integers when input and output share scale and zero point
+        xc = x.astype(np.int64) - (0 if self.same else self.zpx)
         s = None
         cnt = None
         for tap, valid in _taps(xc, self.kernel, self.strides, pads, out, dil, 0):
@@ -112,8 +114,9 @@ class AveragePool(Op):
         if self.count_include_pad:
             cnt = np.full_like(cnt, int(np.prod(self.kernel)))
         avg = np.where(s > 0, (s + cnt // 2) // cnt, -((-s + cnt // 2) // cnt))
-        if not self.same:
-            avg = quant.multiply_by_quantized_multiplier(avg, self.m, self.sh)
+        if self.same:
+            return [np.clip(avg, qmin, qmax).astype(self.out_dtype)]
+        avg = quant.multiply_by_quantized_multiplier(avg, self.m, self.sh)
         return [np.clip(avg + self.zpy, qmin, qmax).astype(self.out_dtype)]
 
 
