@@ -45,33 +45,37 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
              const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel) {
     const int32_t cg = g->in_c / g->groups;
     const int32_t mg = g->out_c / g->groups;
+    const int32_t in_h = g->in_h, in_w = g->in_w, out_h = g->out_h, out_w = g->out_w;
+    const int32_t k_h = g->k_h, k_w = g->k_w, taps = g->k_h * g->k_w, plane = g->in_h * g->in_w;
+    const int32_t in_zp = q->in_zp;
     int32_t m, oy, ox, c, ky, kx;
     for (m = 0; m < g->out_c; ++m) {
-        const int32_t c0 = (m / mg) * cg;
-        const int8_t *wm = w + (int32_t)m * cg * g->k_h * g->k_w;
+        const int8_t *xg = x + (m / mg) * cg * plane;
+        const int8_t *wm = w + m * cg * taps;
         const int32_t rm = per_channel ? mult[m] : mult[0];
         const int32_t rs = per_channel ? shift[m] : shift[0];
-        for (oy = 0; oy < g->out_h; ++oy) {
-            for (ox = 0; ox < g->out_w; ++ox) {
+        int8_t *ym = y + m * out_h * out_w;
+        for (oy = 0; oy < out_h; ++oy) {
+            for (ox = 0; ox < out_w; ++ox) {
                 int32_t acc = bias ? bias[m] : 0;
-                for (c = 0; c < cg; ++c) {
-                    const int8_t *xc = x + (c0 + c) * g->in_h * g->in_w;
-                    const int8_t *wc = wm + c * g->k_h * g->k_w;
-                    for (ky = 0; ky < g->k_h; ++ky) {
-                        const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-                        if (iy < 0 || iy >= g->in_h) {
+                for (ky = 0; ky < k_h; ++ky) {
+                    const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
+                    if (iy < 0 || iy >= in_h) {
+                        continue; /* padding taps hold the input zero point: they add nothing */
+                    }
+                    for (kx = 0; kx < k_w; ++kx) {
+                        const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
+                        const int8_t *xp = xg + iy * in_w + ix;
+                        const int8_t *wp = wm + ky * k_w + kx;
+                        if (ix < 0 || ix >= in_w) {
                             continue;
                         }
-                        for (kx = 0; kx < g->k_w; ++kx) {
-                            const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
-                            if (ix < 0 || ix >= g->in_w) {
-                                continue;
-                            }
-                            acc += ((int32_t)xc[iy * g->in_w + ix] - q->in_zp) * (int32_t)wc[ky * g->k_w + kx];
+                        for (c = 0; c < cg; ++c) {
+                            acc += ((int32_t)xp[c * plane] - in_zp) * (int32_t)wp[c * taps];
                         }
                     }
                 }
-                y[(m * g->out_h + oy) * g->out_w + ox] = ef_requantize(acc, rm, rs, q);
+                ym[oy * out_w + ox] = ef_requantize(acc, rm, rs, q);
             }
         }
     }
