@@ -4,7 +4,7 @@ PIP     := .venv/bin/pip
 TORCH   ?= torch==2.13.0
 STAMP   := .venv/.edgeflow-installed
 
-.PHONY: setup quickstart test mlflow clean
+.PHONY: setup quickstart test mlflow clean arm-toolchain
 
 setup: $(STAMP)
 
@@ -21,6 +21,13 @@ quickstart: setup
 
 test: setup
 	$(PY) -m pytest -q -n auto --maxprocesses=4
+
+# the Cortex-M4 toolchain and emulator of the codegen stage (Debian/Ubuntu; root or sudo):
+# arm-none-eabi-gcc, newlib (rdimon semihosting) and qemu-system-arm (mps2-an386). Without them
+# the codegen tests that need them skip, naming this target.
+arm-toolchain:
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get update
+	$(if $(filter 0,$(shell id -u)),,sudo) apt-get install -y gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
 
 # the MLflow store lives in the project home: $EDGEFLOW_HOME, else this folder
 mlflow: setup
