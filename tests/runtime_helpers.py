@@ -68,3 +68,134 @@ def zoo_qdq_export(name, out_dir, quantized=None):
 
     return export_qdq(quantized if quantized is not None else zoo_quantized(name), ZOO[name][0],
                       out_dir / f"{name}.onnx")
+
+
+# ---------------------------------------------------------------------------------------- .tflite
+TFL_TYPES = {np.dtype(np.float32): 0, np.dtype(np.int32): 2, np.dtype(np.uint8): 3, np.dtype(np.int64): 4,
+             np.dtype(np.int16): 7, np.dtype(np.int8): 9}
+
+
+def tfl_tensor(name, shape, dtype, scale=None, zp=None, data=None, qdim=0):
+    """A tensor of ``tflite_file``: per-tensor or per-channel ``scale``/``zp`` lists, constant ``data``."""
+    return {"name": name, "shape": list(shape), "dtype": np.dtype(dtype), "data": data, "qdim": qdim,
+            "scale": None if scale is None else [float(s) for s in np.atleast_1d(scale)],
+            "zp": None if zp is None else [int(z) for z in np.atleast_1d(zp)]}
+
+
+def tflite_file(path, tensors, ops, inputs, outputs):
+    """Write a one-subgraph ``.tflite`` with the ``tflite`` package's flatbuffers builders (no TensorFlow).
+
+    ``ops``: (BUILTIN_NAME, input indices, output indices, options table name or None, {field: value}).
+    """
+    import flatbuffers
+    import tflite
+    from tflite.utils import BUILTIN_OPCODE2NAME
+
+    codes = {v: k for k, v in BUILTIN_OPCODE2NAME.items()}
+    b = flatbuffers.Builder(1024)
+
+    def ivec(values, dtype=np.int32):
+        return b.CreateNumpyVector(np.asarray(values, dtype=dtype))
+
+    def tables(offsets):
+        b.StartVector(4, len(offsets), 4)
+        for o in reversed(offsets):
+            b.PrependUOffsetTRelative(o)
+        return b.EndVector()
+
+    buffers = []
+    tensor_buffer = []
+    for t in tensors:
+        if t["data"] is None:
+            tensor_buffer.append(0)
+            continue
+        raw = np.ascontiguousarray(np.asarray(t["data"], dtype=t["dtype"])).tobytes()
+        data = b.CreateNumpyVector(np.frombuffer(raw, dtype=np.uint8))
+        tflite.BufferStart(b)
+        tflite.BufferAddData(b, data)
+        buffers.append(tflite.BufferEnd(b))
+        tensor_buffer.append(len(buffers))
+    tflite.BufferStart(b)
+    empty = tflite.BufferEnd(b)
+    buffers = [empty] + buffers
+    tensor_offsets = []
+    for t, buf in zip(tensors, tensor_buffer):
+        name = b.CreateString(t["name"])
+        shape = ivec(t["shape"])
+        quant = None
+        if t["scale"] is not None:
+            scale = b.CreateNumpyVector(np.asarray(t["scale"], dtype=np.float32))
+            zp = ivec(t["zp"] if t["zp"] is not None else [0] * len(t["scale"]), np.int64)
+            tflite.QuantizationParametersStart(b)
+            tflite.QuantizationParametersAddScale(b, scale)
+            tflite.QuantizationParametersAddZeroPoint(b, zp)
+            tflite.QuantizationParametersAddQuantizedDimension(b, t["qdim"])
+            quant = tflite.QuantizationParametersEnd(b)
+        tflite.TensorStart(b)
+        tflite.TensorAddShape(b, shape)
+        tflite.TensorAddType(b, TFL_TYPES[t["dtype"]])
+        tflite.TensorAddBuffer(b, buf)
+        tflite.TensorAddName(b, name)
+        if quant is not None:
+            tflite.TensorAddQuantization(b, quant)
+        tensor_offsets.append(tflite.TensorEnd(b))
+    names = sorted({op[0] for op in ops})
+    code_offsets = []
+    for n in names:
+        tflite.OperatorCodeStart(b)
+        tflite.OperatorCodeAddDeprecatedBuiltinCode(b, min(codes[n], 127))
+        tflite.OperatorCodeAddBuiltinCode(b, codes[n])
+        tflite.OperatorCodeAddVersion(b, 1)
+        code_offsets.append(tflite.OperatorCodeEnd(b))
+    op_offsets = []
+    for name, ins, outs, opt_name, fields in ops:
+        iv, ov = ivec(ins), ivec(outs)
+        opt = None
+        if opt_name is not None:
+            vectors = {k: ivec(v) for k, v in fields.items() if isinstance(v, (list, tuple))}
+            getattr(tflite, f"{opt_name}Start")(b)
+            for k, v in fields.items():
+                getattr(tflite, f"{opt_name}Add{k}")(b, vectors.get(k, v))
+            opt = getattr(tflite, f"{opt_name}End")(b)
+        tflite.OperatorStart(b)
+        tflite.OperatorAddOpcodeIndex(b, names.index(name))
+        tflite.OperatorAddInputs(b, iv)
+        tflite.OperatorAddOutputs(b, ov)
+        if opt is not None:
+            tflite.OperatorAddBuiltinOptionsType(b, getattr(tflite.BuiltinOptions, opt_name))
+            tflite.OperatorAddBuiltinOptions(b, opt)
+        op_offsets.append(tflite.OperatorEnd(b))
+    tv, opv = tables(tensor_offsets), tables(op_offsets)
+    inv, outv = ivec(inputs), ivec(outputs)
+    tflite.SubGraphStart(b)
+    tflite.SubGraphAddTensors(b, tv)
+    tflite.SubGraphAddInputs(b, inv)
+    tflite.SubGraphAddOutputs(b, outv)
+    tflite.SubGraphAddOperators(b, opv)
+    sg = tflite.SubGraphEnd(b)
+    sgv, cv, bv = tables([sg]), tables(code_offsets), tables(buffers)
+    desc = b.CreateString("edgeflow test model")
+    tflite.ModelStart(b)
+    tflite.ModelAddVersion(b, 3)
+    tflite.ModelAddOperatorCodes(b, cv)
+    tflite.ModelAddSubgraphs(b, sgv)
+    tflite.ModelAddDescription(b, desc)
+    tflite.ModelAddBuffers(b, bv)
+    b.Finish(tflite.ModelEnd(b), file_identifier=b"TFL3")
+    path.write_bytes(bytes(b.Output()))
+    return path
+
+
+def litert_run(path, x):
+    """LiteRT's reference kernels (``OpResolverType.BUILTIN_REF``) on each sample of ``x`` (batch 1)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    outs = []
+    for k in range(len(x)):
+        it.set_tensor(i, x[k:k + 1])
+        it.invoke()
+        outs.append(it.get_tensor(o)[0].copy())
+    return np.stack(outs)

@@ -7,7 +7,9 @@ parameters), activation bytes (inputs + outputs), and — with a hardware model 
 the roofline's cycle terms and ``bound`` from ``HardwareModel.estimate_layer`` (the same call the
 analysis makes: ``macs``, ``ops``, weight + constant bytes, activation bytes, and a sparse kernel
 only where the weights are stored in a sparse format). Totals add peak RAM from the greedy arena
-plan and ``fits`` (flash and arena within the target's capacities).
+plan and ``fits`` (flash and arena within the target's capacities). For a program imported from a
+``.tflite`` file the total flash is the file's size (TFLite Micro keeps the flatbuffer in flash as
+it is) and agreement is measured against LiteRT's reference kernels (``ai-edge-litert``).
 
 Size at rest (what a file or an over-the-air update carries): per layer the weights in the smallest
 of every storage format, Huffman included (``edgeflow.hardware.storage.at_rest_format``: codebook
@@ -253,6 +255,39 @@ def onnxruntime_reference(path: str | Path):
     return lambda x: sess.run(None, {name: x})[0]
 
 
+def litert_reference(path: str | Path):
+    """A callable x -> LiteRT's output with the reference kernels (``BUILTIN_REF``), sample by sample."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
+    it.allocate_tensors()
+    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+
+    def run(x: np.ndarray) -> np.ndarray:
+        outs = []
+        for k in range(len(x)):
+            it.set_tensor(i, x[k:k + 1])
+            it.invoke()
+            outs.append(it.get_tensor(o)[0].copy())
+        return np.stack(outs)
+
+    return run
+
+
+def _default_reference(program) -> Any:
+    """onnxruntime for ONNX files; LiteRT for .tflite files when ``ai-edge-litert`` is installed."""
+    from edgeflow.runtime.frontends.tflite import is_tflite
+
+    if program.path is None:
+        return None
+    if not is_tflite(program.path):
+        return "onnxruntime"
+    try:
+        return litert_reference(program.path)
+    except ImportError:
+        return None
+
+
 def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples: int | None = None,
              batch_size: int = 256, rounding: str | None = None) -> tuple[dict[str, float], dict[str, float]]:
     """Accuracy (percent, needs labels) and agreement with ``reference`` on ``dataset``.
@@ -311,6 +346,10 @@ def profile(program, hardware: Any = None, dataset: Any = None, reference: Any =
     macs = sum(lp.macs for lp in layers)
     ops = sum(lp.ops for lp in layers)
     flash = sum(lp.flash_bytes for lp in layers)
+    from edgeflow.runtime.frontends.tflite import is_tflite
+
+    if program.path is not None and is_tflite(program.path):
+        flash = program.path.stat().st_size  # the flatbuffer sits in flash as it is (TFLite Micro)
     lat = en = None
     fits = None
     if hw is not None:
@@ -322,7 +361,7 @@ def profile(program, hardware: Any = None, dataset: Any = None, reference: Any =
     prof = Profile(layers, macs, ops, flash, plan.arena_bytes, lat, en, fits, getattr(hw, "name", None),
                    rounding or program.rounding, plan)
     if dataset is not None:
-        ref = "onnxruntime" if reference is None and program.path is not None else reference
+        ref = _default_reference(program) if reference is None else reference
         ref = None if ref is False else ref
         prof.accuracy, prof.agreement = evaluate(program, dataset, ref, max_samples, batch_size, rounding)
     return prof

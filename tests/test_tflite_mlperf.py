@@ -1,0 +1,58 @@
+"""The two MLPerf Tiny int8 reference models (``shared/models/mlperf_tiny``) imported from .tflite:
+bit-exact with LiteRT's reference kernels, arena beside TFLite Micro's figures, flash = the file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import edgeflow.runtime as rt
+from tests.runtime_helpers import litert_run
+
+pytest.importorskip("ai_edge_litert")
+pytest.importorskip("tflite")
+
+MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+# REFERENCE.md §2: int8 weights, int32 constants (biases + the reshape target), greedy arena
+FIGURES = {"ad01_int8.tflite": (264_192, 1_672, 0.8), "kws_ref_model.tflite": (22_016, 590, 15.6)}  # arena KiB
+
+
+def _model(name: str) -> Path:
+    path = MODELS / name
+    if not path.is_file():
+        pytest.skip(f"{path} not found")
+    return path
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_bit_exact_with_litert_reference_kernels(name):
+    path = _model(name)
+    prog = rt.load(path)
+    assert prog.rounding == "tflm"
+    gi = prog.inputs[0]
+    x = np.random.default_rng(17).integers(-128, 128, (100,) + tuple(gi.shape[1:])).astype(gi.dtype)
+    ours = prog.run(x)[0]
+    ref = litert_run(path, x)
+    assert ours.dtype == ref.dtype == np.int8 and ours.shape == ref.shape
+    assert int((ours != ref).sum()) == 0
+
+
+@pytest.mark.parametrize("name", sorted(FIGURES))
+def test_arena_flash_and_constants_beside_the_reference(name):
+    path = _model(name)
+    prog = rt.load(path)
+    weights, int32_consts, arena_ref = FIGURES[name]
+    nodes = [n for n in prog.ir.nodes if n.kind in ("conv", "fully_connected")]
+    assert sum(n.params["weight"].size for n in nodes) == weights
+    biases = sum(n.params["bias"].size for n in nodes)
+    reshape_targets = 2 if name.startswith("kws") else 0  # the RESHAPE's int32 shape tensor
+    assert biases + reshape_targets == int32_consts
+    arena = prog.plan_memory().arena_bytes
+    # the table rounds to 0.1 KiB: ad01 768 B = 0.75 -> "0.8 KiB"; kws 16,000 B = 15.625 -> "15.6 KiB"
+    assert arena == {"ad01_int8.tflite": 768, "kws_ref_model.tflite": 16_000}[name]
+    assert round(arena / 1024 + 1e-9, 1) == arena_ref
+    prof = prog.profile("cortex_m4")
+    assert prof.flash_bytes == path.stat().st_size
+    assert prof.peak_ram_bytes == arena
