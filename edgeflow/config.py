@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import importlib
 import pkgutil
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from functools import cache
 from types import ModuleType
 from typing import Any
@@ -24,6 +24,7 @@ from typing import Any
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
+from edgeflow.cache.schema import CacheConfig
 from edgeflow.core.errors import ConfigError, require_int
 from edgeflow.core.suggest import did_you_mean
 from edgeflow.core.targets import TARGET_KEY
@@ -50,6 +51,7 @@ class RunConfig:
     seed: int = 0
     name: str = "edgeflow"
     optimize: list[Objective] | None = None
+    cache: CacheConfig = field(default_factory=CacheConfig)
 
 
 @dataclass(frozen=True)
@@ -63,7 +65,7 @@ class Objective:
 DIRECTIONS = ("max", "min")
 
 
-ROOT_KEYS = {"model", "dataset", "hardware", "trainer", "tracking", "stages", "seed", "name", "optimize"}
+ROOT_KEYS = {"model", "dataset", "hardware", "trainer", "tracking", "stages", "seed", "name", "optimize", "cache"}
 
 
 # ------------------------------------------------------------------------------------ discovery
@@ -193,6 +195,7 @@ def validate(cfg: DictConfig | dict) -> RunConfig:
         seed=_seed(raw.get("seed", 0)),
         name=str(raw.get("name", "edgeflow")),
         optimize=_objectives(raw.get("optimize"), stages),
+        cache=_typed(CacheConfig, raw.get("cache") or {}, "cache"),
     )
 
 

@@ -279,6 +279,13 @@ class StageContext:
         self.reads.add("hardware")
         return self.hardware_source()
 
+    def hardware_option(self, key: str) -> Any:
+        """One option of the run's target (``hardware.<key>``, e.g. ``sparse_formats``), counted as
+        read on its own (``hardware.<key>``): a stage that needs only this option, not the cost
+        model, is shared by the stage cache across targets that agree on it."""
+        self.reads.add(f"hardware.{key}")
+        return getattr(self.hardware_source().cfg, key)
+
     def target(self, name: str | None = None) -> Any:
         """The ``HardwareModel`` of target ``name``: the run's target (``hardware``, with its
         command-line overrides) when ``name`` is None or the run's target's name, else the bundled

@@ -120,7 +120,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     clustered_acc = evaluate(model, ctx)["test_acc"]
     metrics = dict(fit(model, ctx, cfg))
     test = evaluate(model, ctx)
-    rows, totals = C.compression_report(model, state.input_shape, ctx.hardware.cfg.sparse_formats)
+    rows, totals = C.compression_report(model, state.input_shape, ctx.hardware_option("sparse_formats"))
     unique = [C.unique_weights(m, per_channel=cfg.scope == "channel") for m in layers.values()]
     metrics.update(totals)
     metrics.update({

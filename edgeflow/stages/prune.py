@@ -196,7 +196,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     for name, row in report.items():
         if name != "total":
             metrics[f"sparsity/{name}"] = row["sparsity"]
-    layers = P.storage_table(model, supported=tuple(ctx.hardware.cfg.sparse_formats), m=cfg.m)
+    layers = P.storage_table(model, supported=tuple(ctx.hardware_option("sparse_formats")), m=cfg.m)
     metrics["weight_bytes_best"] = float(sum(r["best_bytes"] for r in layers))
     metrics["weight_bytes_dense"] = float(sum(r["dense_bytes"] for r in layers))
     artifacts["layers"] = write_csv(ctx.out_dir / "layers.csv", layers)

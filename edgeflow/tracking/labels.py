@@ -19,7 +19,7 @@ __all__ = ["MAX_NAME", "override_key", "run_name", "parent_name", "run_labels"]
 
 MAX_NAME = 100
 #: prefixes of the override keys that do not change a run's result
-SILENT = ("tracking.", "trainer.progress_bar")
+SILENT = ("tracking.", "trainer.progress_bar", "cache.")
 
 
 def override_key(override: str) -> str:
