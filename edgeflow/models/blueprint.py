@@ -14,8 +14,10 @@ and saves the weights as a plain state dict (``torch.load(weights_only=True)``):
 - ``{"op": "fold_simulated_bn"}`` — QAT's BatchNorm folding at the end of ``bn: simulate``;
 - ``{"op": "fold_bn"}`` — BatchNorm folded into the float layers it follows and replaced by
   ``nn.Identity`` (``fold_batchnorm``; the cluster stage).
+- ``{"op": "adaptive", "system", "measure", "parts": [blueprint, ...], ...}`` — an adaptive system
+  (``edgeflow.methods.adaptive.system.rebuild``) built from its parts' own blueprints.
 
-The first step (``zoo`` or ``target``) builds the model; methods that change a model's structure
+The first step (``zoo``, ``target`` or ``adaptive``) builds the model; methods that change a model's structure
 append their step (``record``); ``rebuild`` replays the steps, ``load_weights`` fills in the state
 dict (registering buffers such as pruning masks that the replay did not create) and the boolean
 flags of every module (observers frozen, ...).
@@ -81,7 +83,7 @@ def resize_step(old: nn.Module, new: nn.Module) -> dict:
     return {"op": "resize", "modules": changed}
 
 
-BUILD_OPS = ("zoo", "target")  # the ops a blueprint may start with
+BUILD_OPS = ("zoo", "target", "adaptive")  # the ops a blueprint may start with
 
 
 def json_form(value: Any) -> Any:
@@ -153,8 +155,14 @@ def _fold_bn(model: nn.Module, step: dict) -> nn.Module:
     return model
 
 
+def _adaptive(_: Any, step: dict) -> nn.Module:
+    from edgeflow.methods.adaptive.system import rebuild as rebuild_system
+
+    return rebuild_system(step)
+
+
 _REPLAY = {"zoo": _zoo, "target": _target, "resize": _resize, "quantize": _quantize,
-           "fold_simulated_bn": _fold_simulated_bn, "fold_bn": _fold_bn}
+           "fold_simulated_bn": _fold_simulated_bn, "fold_bn": _fold_bn, "adaptive": _adaptive}
 
 
 def module_flags(model: nn.Module) -> dict[str, dict[str, bool]]:

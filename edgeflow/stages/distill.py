@@ -41,7 +41,7 @@ class Config(TrainingStageConfig):
     kind: str = "distill"
     max_epochs: int = 30
     lr: float = 0.01
-    student: Any = field(default_factory=lambda: {"name": "tcn", "channels": [8, 8, 8, 8]})
+    student: Any = None
     teacher: Any = None
     temperature: float = 4.0
     alpha: float = 0.9
@@ -51,6 +51,8 @@ class Config(TrainingStageConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        require(self.student is not None, "student", "a zoo model mapping ({name: tcn, channels: [8, 8, 8, 8]})",
+                self.student)
         check_spec(self.student, "student")
         if self.teacher is not None:
             _check_teacher_spec(self.teacher)
