@@ -1,0 +1,40 @@
+"""Helpers for the codegen tests: zoo models exported int8, lowered in tflm rounding, built once."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+import edgeflow.runtime as rt
+from edgeflow.codegen import build, generate
+from tests.runtime_helpers import ZOO, zoo_qdq_export
+
+ARM_SKIP = ("ARM toolchain or QEMU missing (" + ", ".join(build.missing(build.ARM_TOOLS + build.QEMU_TOOLS))
+            + "): run `make arm-toolchain`")
+HAVE_ARM = not build.missing(build.ARM_TOOLS + build.QEMU_TOOLS)
+
+
+def digits_test_split() -> np.ndarray:
+    """The quickstart dataset's test split (scikit-learn digits, x/16 as 1x8x8), without Lightning."""
+    from edgeflow.data.schemas import DigitsConfig
+    from edgeflow.data.sources import load_digits
+
+    return load_digits(DigitsConfig())["test"].x.astype(np.float32)
+
+
+def random_inputs(name: str, n: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).normal(0, 1, (n, *ZOO[name][0])).astype(np.float32)
+
+
+def project(name: str, folder: Path):
+    """(program, CModel, project folder) of zoo model ``name``, exported int8 and generated into ``folder``."""
+    program = rt.load(zoo_qdq_export(name, folder), rounding="tflm")
+    out = folder / f"c_{name}"
+    return program, generate(program, out), out
+
+
+def runtime_io(program, model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    from edgeflow.codegen.verify import runtime_io as io
+
+    return io(program, model, x)
