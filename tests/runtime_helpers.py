@@ -187,15 +187,18 @@ def tflite_file(path, tensors, ops, inputs, outputs):
 
 
 def litert_run(path, x):
-    """LiteRT's reference kernels (``OpResolverType.BUILTIN_REF``) on each sample of ``x`` (batch 1)."""
+    """LiteRT's reference kernels (``OpResolverType.BUILTIN_REF``) on each sample of ``x`` (batch 1;
+    a list of arrays for several inputs)."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
+    xs = x if isinstance(x, list) else [x]
     it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.BUILTIN_REF)
     it.allocate_tensors()
-    i, o = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
+    ins, o = [d["index"] for d in it.get_input_details()], it.get_output_details()[0]["index"]
     outs = []
-    for k in range(len(x)):
-        it.set_tensor(i, x[k:k + 1])
+    for k in range(len(xs[0])):
+        for i, a in zip(ins, xs):
+            it.set_tensor(i, a[k:k + 1])
         it.invoke()
         outs.append(it.get_tensor(o)[0].copy())
     return np.stack(outs)

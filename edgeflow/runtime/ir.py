@@ -37,7 +37,7 @@ avg_pool            —                                          kernel, strides
                                                                count_include_pad, in_scale, in_zero_point,
                                                                out_scale, out_zero_point, out_dtype
 global_avg_pool     —                                          in_scale, in_zero_point, out_scale,
-                                                               out_zero_point, out_dtype
+                                                               out_zero_point, out_dtype, tflite_mean?
 max_pool            —                                          kernel, strides, pads, auto_pad, ceil_mode, dilations
 concat              —                                          axis, in_scales, in_zero_points, out_scale,
                                                                out_zero_point, out_dtype

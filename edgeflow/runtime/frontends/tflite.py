@@ -424,8 +424,10 @@ class Lowerer:
         if axes is None or len(x.shape) != 4 or sorted(int(a) % 4 for a in axes.reshape(-1)) != [1, 2]:
             raise ValueError("only MEAN over height and width of a 4-D tensor is supported")
         pooled = self._out(outs[0], "nchw") if keep else f"{self.names[outs[0]]}/keep"
-        self.nodes.append(N.global_avg_pool(node, x_name, pooled, float(x.scale[0]), int(x.zp[0]),
-                                            float(y.scale[0]), int(y.zp[0]), y.dtype))
+        mean = N.global_avg_pool(node, x_name, pooled, float(x.scale[0]), int(x.zp[0]), float(y.scale[0]),
+                                 int(y.zp[0]), y.dtype)
+        mean.attrs["tflite_mean"] = True
+        self.nodes.append(mean)
         if not keep:
             self.qt[pooled] = y.q()
             self.nodes.append(N.reshape(f"{node}/squeeze", pooled, self._out(outs[0], "nhwc"), squeeze_axes=[2, 3]))

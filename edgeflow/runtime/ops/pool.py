@@ -14,7 +14,10 @@ Global average pooling, onnx mode = MLAS ``MlasQLinearGlobalAveragePoolNchw``::
 
     acc = sum(x) - zp_x * n;   M = f32(s_x / f32(s_y * n));   q = rne(clamp(f32(acc) * M)) + zp_y
 
-tflm mode: ``zp_y + MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(s_x / (s_y n)))`` (MEAN).
+tflm mode: ``zp_y + MultiplyByQuantizedMultiplier(acc, QuantizeMultiplier(s_x / (s_y n)))``; with
+``tflite_mean`` (TFLite's MEAN, ``reference_ops::QuantizedMeanOrSum``) the count is folded into the
+Q31 multiplier of ``s_x / s_y`` instead: ``k = min(floor(log2 n), 32, 31 + shift)``,
+``m' = (m << k) // n``, ``shift' = shift - k``.
 """
 
 from __future__ import annotations
@@ -129,6 +132,14 @@ class GlobalAveragePool(Op):
         self.sx, self.sy = np.float32(at["in_scale"]), np.float32(at["out_scale"])
         self.zpx, self.zpy = int(at["in_zero_point"]), int(at["out_zero_point"])
         self.out_dtype = np.dtype(at["out_dtype"])
+        self.tflite_mean = bool(at.get("tflite_mean", False))
+
+    def _tflm_multiplier(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        if not self.tflite_mean:
+            return quant.quantize_multiplier(float(self.sx) / (float(self.sy) * n))
+        m, sh = (int(v[0]) for v in quant.quantize_multiplier(float(self.sx) / float(self.sy)))
+        k = min(n.bit_length() - 1, 32, 31 + sh)
+        return np.array([(m << k) // n]), np.array([sh - k])
 
     def run(self, values, mode):
         x = values[0]
@@ -138,6 +149,6 @@ class GlobalAveragePool(Op):
             m = np.float32(self.sx / np.float32(self.sy * np.float32(n)))
             q = quant.requantize_onnx(acc, m, self.zpy, self.out_dtype)
         else:
-            mult, sh = quant.quantize_multiplier(float(self.sx) / (float(self.sy) * n))
+            mult, sh = self._tflm_multiplier(n)
             q = quant.requantize_tflm(acc, mult, sh, self.zpy, self.out_dtype)
         return [q.reshape(x.shape[:2] + (1,) * (x.ndim - 2))]
