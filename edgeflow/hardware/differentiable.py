@@ -95,10 +95,12 @@ def soft_model_cost(hw: HardwareModel | Any, cost: ModelCost,
                     channels: dict[str, tuple[Any, Any]] | None = None,
                     bits: dict[str, int | BitChoice] | None = None,
                     act_bits: dict[str, int | BitChoice] | None = None) -> dict[str, Tensor]:
-    """Expected totals (``latency_ms``, ``energy_uj``, ``flash_bytes``, ``macs``) of a model.
+    """Expected totals (``latency_ms``, ``energy_uj``, ``flash_bytes``, ``macs``, ``params``) of a model.
 
     ``cost``: ``analyze(model, input_shape)`` of the nominal (largest) model. ``channels[name] =
-    (cin, cout)``: soft input/output channel counts of a layer; MACs and weights scale by
+    (cin, cout)`` or ``(cin, cout, taps)``: soft input/output channel counts of a layer and, optionally,
+    its soft number of kernel taps (a searched receptive field: MACs and weights also scale by
+    ``taps / prod(kernel)``); MACs and weights scale by
     ``cin/cin0 · cout/cout0`` (depthwise: ``cout/cout0`` only), biases and ``ops`` (pool/add/activation
     elements) by ``cout/cout0``, input activations by ``cin/cin0``, outputs by ``cout/cout0``. Layers
     not named keep their nominal cost.
@@ -107,18 +109,21 @@ def soft_model_cost(hw: HardwareModel | Any, cost: ModelCost,
     channels = channels or {}
     bits = bits or {}
     act_bits = act_bits or {}
-    tot = {k: torch.zeros((), dtype=torch.float64) for k in ("latency_ms", "energy_uj", "flash_bytes", "macs")}
+    tot = {k: torch.zeros((), dtype=torch.float64)
+           for k in ("latency_ms", "energy_uj", "flash_bytes", "macs", "params")}
     for layer in cost.layers:
         in_el = float(sum(math.prod(s) for s in layer.input_shapes))
         out_el = float(math.prod(layer.output_shape))
         macs, weights, biases, ops = layer.macs, layer.weights, layer.biases, layer.ops
         if layer.name in channels:
-            cin, cout = channels[layer.name]
+            cin, cout, *taps = channels[layer.name]
             linear = layer.kind == "linear"
             cin0 = layer.input_shapes[0][-1 if linear else 0]
             cout0 = layer.output_shape[-1 if linear else 0]
             s_in, s_out = cin / cin0, cout / cout0
             scale = s_out if layer.kind.startswith("dwconv") or not layer.weights else s_in * s_out
+            if taps and layer.weights and "kernel" in layer.attrs:
+                scale = scale * (taps[0] / math.prod(layer.attrs["kernel"]))
             macs, weights, biases, ops = macs * scale, weights * scale, biases * s_out, ops * s_out
             in_el, out_el = in_el * s_in, out_el * s_out
         r = soft_layer_cost(hw, macs=macs, weights=weights, act_elements=in_el + out_el, ops=ops,
@@ -127,4 +132,5 @@ def soft_model_cost(hw: HardwareModel | Any, cost: ModelCost,
         for k in ("latency_ms", "energy_uj", "flash_bytes"):
             tot[k] = tot[k] + r[k]
         tot["macs"] = tot["macs"] + (macs if isinstance(macs, Tensor) else torch.tensor(float(macs), dtype=torch.float64))
+        tot["params"] = tot["params"] + weights + biases
     return tot

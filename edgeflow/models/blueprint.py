@@ -8,7 +8,8 @@ and saves the weights as a plain state dict (``torch.load(weights_only=True)``):
 - ``{"op": "target", "target", "kwargs"}`` — a user's model: the import path ``target`` called with
   ``kwargs`` (``edgeflow.models.target``; an import path, never pickled code);
 - ``{"op": "resize", "modules": {name: {"attrs": {...}, "tensors": {name: shape}}}}`` — structured
-  thinning: the layer attributes and parameter/buffer shapes that changed;
+  thinning and DNAS export: the layer attributes (widths; kernel size, dilation, padding) and
+  parameter/buffer shapes that changed;
 - ``{"op": "quantize", "input_shape", "config": {...}, "bn"}`` — ``quantize_model(model, input_shape,
   QuantConfig(**config), bn=bn)``;
 - ``{"op": "fold_simulated_bn"}`` — QAT's BatchNorm folding at the end of ``bn: simulate``;
@@ -31,7 +32,8 @@ if TYPE_CHECKING:
     from torch import nn
 
 KEY = "edgeflow_blueprint"
-RESIZABLE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features")
+RESIZABLE_ATTRS = ("in_channels", "out_channels", "groups", "in_features", "out_features", "num_features",
+                   "kernel_size", "dilation", "padding")  # the last three: DNAS receptive-field search
 
 
 def blueprint_of(model: nn.Module) -> list[dict] | None:
@@ -125,7 +127,7 @@ def _resize(model: nn.Module, step: dict) -> nn.Module:
     for name, change in step["modules"].items():
         module = model.get_submodule(name)
         for attr, value in change["attrs"].items():
-            setattr(module, attr, value)
+            setattr(module, attr, tuple(value) if isinstance(value, list) else value)  # JSON lists: conv tuples
         for key, shape in change["tensors"].items():
             if key in module._parameters:
                 old = module._parameters[key]

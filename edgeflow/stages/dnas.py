@@ -1,0 +1,152 @@
+"""Stage ``dnas``: differentiable architecture search on the model, export, fine-tuning.
+
+``method: pit`` (channel masks on every prunable channel group, and with ``search_kernel`` /
+``search_dilation`` receptive-field and dilation masks on Conv1d). The search trains weights and
+architecture together (``edgeflow.methods.dnas.search``: separate optimisers, ``weight_lr`` and
+``arch_lr``; ``warmup_epochs`` without regulariser first), regularised by ``strength · cost /
+cost₀`` on one soft cost of the run's target and by DUCCIO ``targets`` (penalty above each target,
+ramped over the first half of the search). The exported model (plain, thinner; a blueprint step)
+is fine-tuned with ``fit`` (``max_epochs``, ``lr``, ...) and goes on to the next stages.
+
+Metrics: per epoch ``val_acc``, ``train_loss``, ``reg_loss``, ``cost_<metric>`` (soft costs);
+final ``params_before``, ``params``, ``params_ratio`` (before / after), ``macs_before``, ``macs``,
+``search_acc`` (test accuracy right after export), ``test_acc``, ``acc_drop``, ``cost_<metric>`` at
+the found architecture and ``latency_ms``, ``energy_uj``, ``flash_bytes`` of the exported model
+(``analyze`` + estimate, ``default_bits``). Artifacts ``architecture.csv`` / ``.png``, ``search.csv``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from edgeflow.core.errors import MAX_EPOCHS, ConfigError, require, require_choice, require_finite
+from edgeflow.methods.dnas.spec import COSTS, METHODS
+from edgeflow.training.schema import TrainingStageConfig
+
+if TYPE_CHECKING:
+    from edgeflow.state import State, StageContext, StageResult
+
+
+@dataclass
+class Config(TrainingStageConfig):
+    """Options of the dnas stage (README "Differentiable NAS"); fine-tuning: ``TrainingStageConfig``."""
+
+    max_epochs: int = 10
+    lr: float = 0.001
+    method: str = "pit"                 # pit (mps, supernet: see README)
+    search_channels: bool = True        # pit: output-channel masks on every prunable channel group
+    search_kernel: bool = False         # pit: receptive-field masks on 'same'-padded stride-1 Conv1d
+    search_dilation: bool = False       # pit: dilation masks on the same Conv1d layers
+    exclude: list[str] = field(default_factory=list)   # pit: producers whose channels stay whole
+    cost: str | None = "params"         # soft cost of strength·cost/cost0: params | macs | flash_bytes | latency_ms | energy_uj
+    strength: float = 1.0               # >= 0; 0 = no cost term
+    targets: dict[str, float] = field(default_factory=dict)   # DUCCIO: {latency_ms: 2, flash_bytes: 20000}
+    target_strength: float = 10.0       # penalty target_strength·max(0, cost/target - 1) per target
+    default_bits: int = 8               # bits the cost assumes for layers without quantizers
+    search_epochs: int = 20
+    warmup_epochs: int = 5              # weights only, no regulariser, before the search
+    weight_lr: float = 0.001            # weights' Adam learning rate during warm-up and search
+    arch_lr: float = 0.01               # architecture parameters' Adam learning rate
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        require_choice(self.method, "method", METHODS)
+        require(self.method == "pit", "method", "pit (mps and supernet are not built yet)", self.method)
+        if self.cost is not None:
+            require_choice(self.cost, "cost", COSTS)
+        require_finite(self.strength, "strength", "a finite float >= 0", self.strength >= 0)
+        for key, value in self.targets.items():
+            if key not in COSTS:
+                raise ConfigError(f"targets.{key}", f"is not a soft cost of the hardware model; allowed: {', '.join(COSTS)}")
+            require_finite(value, f"targets.{key}", "a finite number > 0", value > 0)
+        require_finite(self.target_strength, "target_strength", "a finite float >= 0", self.target_strength >= 0)
+        require(self.default_bits in (1, 2, 4, 8, 16, 32), "default_bits", "one of 1, 2, 4, 8, 16, 32", self.default_bits)
+        require(1 <= self.search_epochs <= MAX_EPOCHS, "search_epochs", f"an integer in [1, {MAX_EPOCHS}]",
+                self.search_epochs)
+        require(0 <= self.warmup_epochs <= MAX_EPOCHS, "warmup_epochs", f"an integer in [0, {MAX_EPOCHS}]",
+                self.warmup_epochs)
+        for key in ("weight_lr", "arch_lr"):
+            require_finite(getattr(self, key), key, "a finite float in (0, 10]", 0 < getattr(self, key) <= 10)
+        require(self.search_channels or self.search_kernel or self.search_dilation, "search_channels",
+                "true when search_kernel and search_dilation are false (nothing to search)", self.search_channels)
+        require(all(isinstance(p, str) and p for p in self.exclude), "exclude", "a list of module-name glob patterns",
+                self.exclude)
+
+
+def check(cfg: Config, state: State) -> None:
+    """Before any training: ``exclude`` patterns select layers; kernel / dilation search has a
+    "same"-padded, stride-1 float Conv1d with an odd kernel ≥ 3 to act on."""
+    from edgeflow.methods.dnas import time_searchable
+    from edgeflow.methods.pruning.masks import matches
+    from edgeflow.stages._patterns import require_matches, shortened
+
+    require_matches("exclude", cfg.exclude, state.model, lambda name, pattern: matches(name, [pattern]))
+    if cfg.search_kernel or cfg.search_dilation:
+        if not any(time_searchable(m) for m in state.model.modules()):
+            from torch import nn
+
+            convs = [n for n, m in state.model.named_modules() if isinstance(m, (nn.Conv1d, nn.Conv2d))]
+            key = "search_dilation" if cfg.search_dilation else "search_kernel"
+            raise ConfigError(key, "applies to 'same'-padded, stride-1 float Conv1d layers with an odd kernel >= 3; "
+                                   f"the model has none (its convs: {shortened(convs) if convs else 'none'})")
+
+
+def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
+    import torch
+
+    from edgeflow.hardware import analyze
+    from edgeflow.methods.dnas import PIT, Regularizer, search
+    from edgeflow.methods.dnas.report import architecture_figure
+    from edgeflow.methods.pruning.masks import matches
+    from edgeflow.stages._common import float_reference, write_csv
+    from edgeflow.state import StageResult
+    from edgeflow.training import evaluate, fit
+
+    check(cfg, state)
+    state = float_reference(state, ctx)
+    torch.manual_seed(ctx.seed)
+    shape, hw = state.input_shape, ctx.hardware
+    net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
+              search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
+              default_bits=cfg.default_bits)
+    reg = Regularizer(cfg.cost, cfg.strength, dict(cfg.targets), cfg.target_strength, ramp_epochs=cfg.search_epochs // 2)
+
+    def log(epoch: int, row: dict[str, float]) -> None:
+        ctx.log_metrics(_named(row), step=epoch)
+
+    rows = search(net, ctx.data.train_dataloader(), ctx.data.val_dataloader(), hw, reg, epochs=cfg.search_epochs,
+                  warmup_epochs=cfg.warmup_epochs, weight_lr=cfg.weight_lr, arch_lr=cfg.arch_lr, on_epoch=log)
+    with torch.no_grad():
+        found = {k: float(v) for k, v in net.soft_cost(hw).items()}
+    model = net.export().train()
+    search_acc = evaluate(model, ctx)["test_acc"]
+    metrics: dict[str, float] = dict(fit(model, ctx, cfg))
+    test = evaluate(model, ctx)
+    before, after = analyze(state.model, shape, cfg.default_bits), analyze(model, shape, cfg.default_bits)
+    est = hw.estimate(after, warn=False)
+    arch = net.architecture()
+    metrics.update({
+        "params_before": float(before.params), "params": float(after.params),
+        "params_ratio": before.params / max(1, after.params), "macs_before": float(before.macs),
+        "macs": float(after.macs), "search_acc": search_acc, "test_acc": test["test_acc"],
+        "test_loss": test["test_loss"], "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
+        "latency_ms": est.latency_ms, "energy_uj": est.energy_uj, "flash_bytes": float(est.flash_bytes),
+        **{f"cost_{k}": v for k, v in found.items()},
+    })
+    fig = architecture_figure(arch, f"{cfg.method}: params {before.params:,} -> {after.params:,}, "
+                                    f"{hw.name} {est.latency_ms:.3g} ms, test {test['test_acc']:.2f} %")
+    png = ctx.out_dir / "architecture.png"
+    fig.savefig(png, dpi=110)
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+    artifacts = {"architecture": write_csv(ctx.out_dir / "architecture.csv", arch), "architecture_png": png,
+                 "search": write_csv(ctx.out_dir / "search.csv", rows)}
+    return StageResult(state=state.with_model(model), metrics=metrics, artifacts=artifacts)
+
+
+def _named(row: dict[str, Any]) -> dict[str, float]:
+    """Per-epoch metric names: soft costs as ``cost_<metric>``."""
+    plain = ("val_acc", "train_loss", "reg_loss")
+    return {(k if k in plain else f"cost_{k}"): float(v) for k, v in row.items() if k not in ("epoch", "phase")}
