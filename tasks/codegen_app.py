@@ -111,10 +111,9 @@ def main(argv: list[str] | None = None) -> None:
         from edgeflow.codegen.verify import verify
         from edgeflow.hardware import load as load_hw
 
+        build.require_tools(build.HOST_TOOLS + (build.ARM_TOOLS + build.QEMU_TOOLS if args.arm == "require" else ()))
         program = runtime.load(args.model, rounding="tflm")
         model = generate(program, args.output, Path(args.model).name)
-        if args.arm == "require":
-            build.require_tools(build.ARM_TOOLS + build.QEMU_TOOLS)
         result = verify(program, model, args.output, _inputs(program, args), arm=args.arm != "off",
                         qemu_samples=args.qemu_samples)
         mac_per_cycle = load_hw(args.hardware).cfg.mac_per_cycle["int8"]
