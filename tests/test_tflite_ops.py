@@ -198,3 +198,13 @@ def test_mean_over_height_and_width(tmp_path_factory, keep, sx, zx, sy, zy, seed
     path = tflite_file(tmp_path_factory.mktemp("mean") / "m.tflite", ts,
                        [("MEAN", [0, 1], [2], "ReducerOptions", {"KeepDims": keep})], [0], [2])
     _check(path, _inputs(rng, [shape]))
+
+
+@SETTINGS
+@given(st.sampled_from(["LOGISTIC", "TANH", "HARD_SWISH"]), st.floats(0.005, 0.3), st.integers(-60, 60),
+       st.floats(0.005, 0.3), st.integers(-60, 60))
+def test_activations_on_every_int8_value(tmp_path_factory, kind, sx, zx, sy, zy):
+    sy, zy = {"LOGISTIC": (1 / 256, -128), "TANH": (1 / 128, 0)}.get(kind, (sy, zy))
+    ts = [tfl_tensor("x", [1, 4, 8, 8], np.int8, sx, zx), tfl_tensor("y", [1, 4, 8, 8], np.int8, sy, zy)]
+    path = tflite_file(tmp_path_factory.mktemp("act") / "m.tflite", ts, [(kind, [0], [1], None, {})], [0], [1])
+    _check(path, [np.arange(-128, 128, dtype=np.int8).reshape(1, 4, 8, 8)])

@@ -45,7 +45,7 @@ def ops(node: Node, in_shapes: list[tuple[int, ...]], out_shapes: list[tuple[int
         return int(np.prod(out_shapes[0][1:])) * int(np.prod(node.attrs["kernel"]))
     if k == "global_avg_pool":
         return int(np.prod(in_shapes[0][1:]))
-    if k in ("add", "mul", "clamp", "softmax", "int_softmax"):
+    if k in ("add", "mul", "clamp", "softmax", "int_softmax", "lut", "hard_swish"):
         return int(np.prod(out_shapes[0][1:]))
     return 0
 

@@ -31,6 +31,10 @@ fully_connected     weight? (K, N), weight_zero_point, bias?,  in_zero_point, in
                     weight_scale?                              second input), weight_bits, requant?
 add                 const_b?                                   a_scale, a_zero_point, b_scale, b_zero_point,
                                                                out_scale, out_zero_point, out_dtype, activation
+lut                 —                                          function (logistic|tanh), in_scale, in_zero_point,
+                                                               in_dtype, out_scale, out_zero_point, out_dtype
+hard_swish          —                                          in_scale, in_zero_point, out_scale, out_zero_point,
+                                                               out_dtype
 mul                 const_b?                                   a_scale, a_zero_point, b_scale, b_zero_point,
                                                                out_scale, out_zero_point, out_dtype, activation
 avg_pool            —                                          kernel, strides, pads, auto_pad, ceil_mode,

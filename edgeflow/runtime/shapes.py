@@ -149,7 +149,7 @@ def output_shape(node: Node, ins: list[tuple[int, ...]]) -> tuple[int, ...]:
     """Shape of ``node``'s (single) output from its inputs' shapes."""
     k = node.kind
     x = tuple(ins[0])
-    if k in ("quantize", "dequantize", "softmax", "int_softmax", "clamp", "rescale"):
+    if k in ("quantize", "dequantize", "softmax", "int_softmax", "lut", "hard_swish", "clamp", "rescale"):
         return x
     if k == "conv":
         return _conv(node, x)

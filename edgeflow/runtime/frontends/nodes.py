@@ -115,6 +115,20 @@ def int_softmax(name: str, x: str, y: str, axis: int, beta: float, sx: float, zp
                  "out_zero_point": int(zpy), "out_dtype": np.dtype(out_dtype)})
 
 
+def lut(name: str, x: str, y: str, function: str, sx: float, zpx: int, x_dtype: Any, sy: float, zpy: int,
+        out_dtype: Any) -> Node:
+    """A 256-entry table activation (``function``: "logistic" or "tanh") on 8-bit integers."""
+    return Node("lut", name, [x], [y], {},
+                {"function": function, "in_scale": sx, "in_zero_point": int(zpx), "in_dtype": np.dtype(x_dtype),
+                 "out_scale": sy, "out_zero_point": int(zpy), "out_dtype": np.dtype(out_dtype)})
+
+
+def hard_swish(name: str, x: str, y: str, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any) -> Node:
+    return Node("hard_swish", name, [x], [y], {},
+                {"in_scale": sx, "in_zero_point": int(zpx), "out_scale": sy, "out_zero_point": int(zpy),
+                 "out_dtype": np.dtype(out_dtype)})
+
+
 def avg_pool(name: str, x: str, y: str, kernel, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any, strides=None,
              pads=None, auto_pad: str = "NOTSET", ceil_mode: int = 0, count_include_pad: int = 0) -> Node:
     return Node("avg_pool", name, [x], [y], {},

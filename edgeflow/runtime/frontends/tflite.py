@@ -2,8 +2,8 @@
 
 The file is parsed with the ``tflite`` package (the flatbuffers-generated TFLite schema). Ops:
 CONV_2D, DEPTHWISE_CONV_2D, FULLY_CONNECTED, ADD, MUL, AVERAGE_POOL_2D, MAX_POOL_2D, MEAN (over
-height and width), RESHAPE, SQUEEZE, CONCATENATION, PAD, QUANTIZE, DEQUANTIZE, SOFTMAX, with their
-fused activations (RELU, RELU6, RELU_N1_TO_1). Anything else is refused with one line naming the
+height and width), RESHAPE, SQUEEZE, CONCATENATION, PAD, QUANTIZE, DEQUANTIZE, SOFTMAX, LOGISTIC,
+TANH, HARD_SWISH, with their fused activations (RELU, RELU6, RELU_N1_TO_1). Anything else is refused with one line naming the
 op and its index; so is a model whose tensors between the boundary ops are not integers ("not an
 int8 model") and a truncated or corrupt file.
 
@@ -496,6 +496,26 @@ class Lowerer:
     def _op_DEQUANTIZE(self, node, ins, outs, op) -> None:
         x_name, x = self._x(ins[0], "nhwc")
         self.nodes.append(N.dequantize(node, x_name, self._out(outs[0], "nhwc", q=False), x.scale[:1], x.zp[:1]))
+
+    def _elementwise(self, ins: list[int], outs: list[int]) -> tuple[str, TfTensor, TfTensor, str]:
+        layout = self.layout[ins[0]]
+        x_name, x = self._x(ins[0], layout)
+        return x_name, x, self.tensors[outs[0]], layout
+
+    def _op_LOGISTIC(self, node, ins, outs, op) -> None:
+        x_name, x, y, layout = self._elementwise(ins, outs)
+        self.nodes.append(N.lut(node, x_name, self._out(outs[0], layout), "logistic", float(x.scale[0]), int(x.zp[0]),
+                                x.dtype, float(y.scale[0]), int(y.zp[0]), y.dtype))
+
+    def _op_TANH(self, node, ins, outs, op) -> None:
+        x_name, x, y, layout = self._elementwise(ins, outs)
+        self.nodes.append(N.lut(node, x_name, self._out(outs[0], layout), "tanh", float(x.scale[0]), int(x.zp[0]),
+                                x.dtype, float(y.scale[0]), int(y.zp[0]), y.dtype))
+
+    def _op_HARD_SWISH(self, node, ins, outs, op) -> None:
+        x_name, x, y, layout = self._elementwise(ins, outs)
+        self.nodes.append(N.hard_swish(node, x_name, self._out(outs[0], layout), float(x.scale[0]), int(x.zp[0]),
+                                       float(y.scale[0]), int(y.zp[0]), y.dtype))
 
     def _op_SOFTMAX(self, node, ins, outs, op) -> None:
         opts = self._options(op, "SoftmaxOptions")
