@@ -41,41 +41,86 @@ static int8_t ef_requantize(int32_t acc, int32_t m, int32_t s, const ef_quant *q
     return (int8_t)ef_clip(q->out_zp + ef_multiply_by_quantized_multiplier(acc, m, s), q->act_min, q->act_max);
 }
 
+/* sum over n of (x[i * x_step] - x_zp) * w[i * w_step]. Kept out of line (like ef_window) so that
+ * its loop gets registers of its own under -Os. */
+__attribute__((noinline)) static int32_t ef_dot(const int8_t *x, int32_t x_step, const int8_t *w, int32_t w_step,
+                                                int32_t n, int32_t x_zp) {
+    int32_t acc = 0;
+    for (; n > 0; --n) {
+        acc += ((int32_t)*x - x_zp) * (int32_t)*w;
+        x += x_step;
+        w += w_step;
+    }
+    return acc;
+}
+
+/* sum over a rows x cols window of (x - x_zp) * w; x rows x_row apart, columns x_col apart; w rows w_row apart. */
+__attribute__((noinline)) static int32_t ef_window(const int8_t *x, int32_t x_row, int32_t x_col, const int8_t *w,
+                                                   int32_t w_row, int32_t rows, int32_t cols, int32_t x_zp) {
+    int32_t acc = 0;
+    int32_t r, c;
+    for (r = 0; r < rows; ++r) {
+        const int8_t *xr = x + r * x_row;
+        const int8_t *wr = w + r * w_row;
+        for (c = 0; c < cols; ++c) {
+            acc += ((int32_t)xr[c * x_col] - x_zp) * (int32_t)wr[c];
+        }
+    }
+    return acc;
+}
+
+/* First and one-past-last kernel tap whose input index base + k * dil lies in [0, size). */
+static void ef_valid_taps(int32_t base, int32_t dil, int32_t k, int32_t size, int32_t *first, int32_t *end) {
+    *first = base < 0 ? (-base + dil - 1) / dil : 0;
+    *end = base > size - 1 ? 0 : (size - 1 - base) / dil + 1;
+    if (*end > k) {
+        *end = k;
+    }
+    if (*end < *first) {
+        *end = *first;
+    }
+}
+
+/* Padding taps hold the input zero point, i.e. real 0: only the taps inside the input are summed. */
 void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
              const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel) {
     const int32_t cg = g->in_c / g->groups;
     const int32_t mg = g->out_c / g->groups;
-    const int32_t in_h = g->in_h, in_w = g->in_w, out_h = g->out_h, out_w = g->out_w;
-    const int32_t k_h = g->k_h, k_w = g->k_w, taps = g->k_h * g->k_w, plane = g->in_h * g->in_w;
-    const int32_t in_zp = q->in_zp;
-    int32_t m, oy, ox, c, ky, kx;
+    const int32_t in_w = g->in_w, plane = g->in_h * g->in_w, taps = g->k_h * g->k_w;
+    int32_t m, oy, ox, c, ky, kx, ky0, ky1, kx0, kx1;
     for (m = 0; m < g->out_c; ++m) {
         const int8_t *xg = x + (m / mg) * cg * plane;
         const int8_t *wm = w + m * cg * taps;
         const int32_t rm = per_channel ? mult[m] : mult[0];
         const int32_t rs = per_channel ? shift[m] : shift[0];
-        int8_t *ym = y + m * out_h * out_w;
-        for (oy = 0; oy < out_h; ++oy) {
-            for (ox = 0; ox < out_w; ++ox) {
+        int8_t *ym = y + m * g->out_h * g->out_w;
+        for (oy = 0; oy < g->out_h; ++oy) {
+            const int32_t by = oy * g->stride_h - g->pad_top;
+            ef_valid_taps(by, g->dil_h, g->k_h, g->in_h, &ky0, &ky1);
+            for (ox = 0; ox < g->out_w; ++ox) {
+                const int32_t bx = ox * g->stride_w - g->pad_left;
+                const int8_t *xo;
+                const int8_t *wo;
                 int32_t acc = bias ? bias[m] : 0;
-                for (ky = 0; ky < k_h; ++ky) {
-                    const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-                    if (iy < 0 || iy >= in_h) {
-                        continue; /* padding taps hold the input zero point: they add nothing */
+                ef_valid_taps(bx, g->dil_w, g->k_w, in_w, &kx0, &kx1);
+                xo = xg + (by + ky0 * g->dil_h) * in_w + bx + kx0 * g->dil_w;
+                wo = wm + ky0 * g->k_w + kx0;
+                if (taps == 1) { /* pointwise: one dot product over the input channels */
+                    acc += ky1 > ky0 && kx1 > kx0 ? ef_dot(xo, plane, wo, 1, cg, q->in_zp) : 0;
+                } else if (cg >= taps) { /* many channels: per tap, a dot product over the input channels */
+                    for (ky = 0; ky < ky1 - ky0; ++ky) {
+                        for (kx = 0; kx < kx1 - kx0; ++kx) {
+                            acc += ef_dot(xo + ky * g->dil_h * in_w + kx * g->dil_w, plane, wo + ky * g->k_w + kx, taps,
+                                          cg, q->in_zp);
+                        }
                     }
-                    for (kx = 0; kx < k_w; ++kx) {
-                        const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
-                        const int8_t *xp = xg + iy * in_w + ix;
-                        const int8_t *wp = wm + ky * k_w + kx;
-                        if (ix < 0 || ix >= in_w) {
-                            continue;
-                        }
-                        for (c = 0; c < cg; ++c) {
-                            acc += ((int32_t)xp[c * plane] - in_zp) * (int32_t)wp[c * taps];
-                        }
+                } else { /* large kernels (depthwise, first layers): per channel, the window */
+                    for (c = 0; c < cg; ++c) {
+                        acc += ef_window(xo + c * plane, g->dil_h * in_w, g->dil_w, wo + c * taps, g->k_w, ky1 - ky0,
+                                         kx1 - kx0, q->in_zp);
                     }
                 }
-                ym[oy * out_w + ox] = ef_requantize(acc, rm, rs, q);
+                ym[oy * g->out_w + ox] = ef_requantize(acc, rm, rs, q);
             }
         }
     }
