@@ -1,11 +1,12 @@
 """``edgeflow-profile``: profile any int8 ONNX file on edgeflow's integer reference runtime.
 
-    edgeflow-profile MODEL.onnx [hardware=NAME] [dataset=NAME] [--rounding onnx|tflm]
+    edgeflow-profile MODEL.onnx|MODEL.tflite [hardware=NAME] [dataset=NAME] [--rounding onnx|tflm]
                      [--max-samples N] [--split test|val] [--no-agreement] [--csv FILE]
 
 Prints a per-layer table (MACs, weight bits, flash, activation bytes, and with ``hardware=`` the
 latency and energy on that target) with totals, the peak RAM of the greedy arena, and with
-``dataset=`` the accuracy of the integer program and its agreement with onnxruntime. Errors are one
+``dataset=`` the accuracy of the integer program and its agreement with onnxruntime (LiteRT's
+reference kernels for a ``.tflite`` file, whose default rounding is tflm). Errors are one
 line on stderr and a non-zero exit status: 2 for a bad argument (an unknown option or value, an
 unknown ``hardware=`` / ``dataset=`` name, a model path that does not exist), checked before
 anything heavy loads; 1 when the model cannot be read or run. Imports stay lazy so ``--help`` and
@@ -26,13 +27,14 @@ PROG = "edgeflow-profile"
 def _parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(
         prog=PROG,
-        description="Profile an int8 ONNX file (QDQ or QOperator) on edgeflow's integer reference runtime.",
+        description="Profile an int8 ONNX (QDQ or QOperator) or .tflite file on edgeflow's integer reference runtime.",
         epilog="Targets: the names in conf/hardware (e.g. cortex_m4, cortex_m7, gap9). "
                "Datasets: the names in conf/dataset (e.g. digits, mnist1d, cifar10).")
-    p.add_argument("model", help="path of the .onnx file, or of a program saved by Program.save (.json)")
+    p.add_argument("model", help="path of the .onnx or int8 .tflite file, or of a program saved by Program.save (.json)")
     p.add_argument("overrides", nargs="*", default=[], metavar="key=value", help="hardware=NAME and/or dataset=NAME")
-    p.add_argument("--rounding", choices=("onnx", "tflm"), default="onnx",
-                   help="requantization: onnx (bit-equal to onnxruntime) or tflm (TFLite Micro double rounding)")
+    p.add_argument("--rounding", choices=("onnx", "tflm"), default=None,
+                   help="requantization: onnx (bit-equal to onnxruntime; default for ONNX) or tflm (TFLite Micro; "
+                        "default for .tflite)")
     p.add_argument("--split", choices=("test", "val"), default="test", help="dataset split (default: test)")
     p.add_argument("--max-samples", type=int, default=0, help="limit the samples evaluated (0 = all)")
     p.add_argument("--batch-size", type=int, default=256)
@@ -122,7 +124,7 @@ def main(argv: list[str] | None = None) -> None:
     from rich.console import Console
 
     console = Console() if sys.stdout.isatty() else Console(width=160)
-    title = f"{args.model}  (rounding={args.rounding}{', ' + prof.hardware if prof.hardware else ''})"
+    title = f"{args.model}  (rounding={program.rounding}{', ' + prof.hardware if prof.hardware else ''})"
     console.print(prof.table(title))
     for line in prof.summary_lines():
         console.print(line)

@@ -56,3 +56,23 @@ def test_arena_flash_and_constants_beside_the_reference(name):
     prof = prog.profile("cortex_m4")
     assert prof.flash_bytes == path.stat().st_size
     assert prof.peak_ram_bytes == arena
+
+
+def test_profile_cli_and_dataset_agreement_with_litert(capsys):
+    from tasks.profile_app import main
+
+    path = _model("kws_ref_model.tflite")
+    main([str(path), "hardware=cortex_m4"])
+    out = capsys.readouterr().out
+    assert "rounding=tflm" in out and "cortex_m4" in out and f"flash {path.stat().st_size:,} B" in out
+    assert "peak RAM (arena) 16,000 B" in out
+    # a float NCHW dataset is quantized with the file's input parameters and transposed to NHWC;
+    # labels are LiteRT's own top-1, so accuracy and agreement are both exact
+    prog = rt.load(path)
+    x = np.random.default_rng(3).normal(0, 20, (40, 1, 49, 10)).astype(np.float32)
+    from edgeflow.runtime.profiler import litert_reference, model_input
+
+    ref = litert_reference(path)(model_input(prog, x, "tflm"))
+    prof = prog.profile("cortex_m4", (x, ref.argmax(-1)))
+    assert prof.accuracy == {"test_acc": 100.0}
+    assert prof.agreement["agreement"] == 100.0 and prof.agreement["top1_agreement"] == 100.0

@@ -31,7 +31,7 @@ import numpy as np
 
 from edgeflow.core.accuracy import percent_correct
 from edgeflow.hardware.schema import ZERO_SKIPPING_FORMATS
-from edgeflow.runtime import costs
+from edgeflow.runtime import costs, quant
 from edgeflow.runtime.errors import RuntimeModelError
 
 
@@ -255,6 +255,20 @@ def onnxruntime_reference(path: str | Path):
     return lambda x: sess.run(None, {name: x})[0]
 
 
+def model_input(program, x: np.ndarray, rounding: str) -> np.ndarray:
+    """``x`` as the program's first input takes it: float samples for an integer input are quantized
+    with the input's own parameters (a ``.tflite`` file's), NCHW samples for an NHWC input transposed."""
+    gi = program.inputs[0]
+    want = tuple(gi.shape[1:])
+    if x.ndim == 4 and tuple(x.shape[1:]) != want and (x.shape[2], x.shape[3], x.shape[1]) == want:
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1))
+    spec = program.tensors.get(gi.name)
+    if x.dtype.kind == "f" and gi.dtype.kind in "iu" and spec is not None and spec.scale is not None:
+        quantize = quant.quantize_tflm if rounding == "tflm" else quant.quantize_linear
+        return quantize(x, spec.scale, spec.zero_point, gi.dtype)
+    return x.astype(gi.dtype, copy=False)
+
+
 def litert_reference(path: str | Path):
     """A callable x -> LiteRT's output with the reference kernels (``BUILTIN_REF``), sample by sample."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
@@ -304,9 +318,8 @@ def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples:
     correct = total = 0
     eq = elems = top1 = 0
     max_diff = 0.0
-    in_dtype = program.inputs[0].dtype
     for x, y in _batches(dataset, max_samples, batch_size):
-        x = x.astype(in_dtype, copy=False)
+        x = model_input(program, x, rounding or program.rounding)
         out = program.run(x, rounding=rounding)[0]
         if y is not None and out.ndim >= 2 and y.ndim == 1:
             correct += int((out.reshape(len(x), -1).argmax(-1) == y).sum())

@@ -19,7 +19,7 @@ which compute what TFLite Micro computes.
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -532,6 +532,10 @@ def to_ir(data: bytes, model: Any) -> Graph:
     low.lower()
     graph = Graph(low.inputs, low.outputs, low.nodes, {})
     graph.tensors = N.tensor_specs(graph, low.qt)
+    for gi in graph.inputs:  # a .tflite input carries its own quantization (float samples are quantized with it)
+        t = low.tensors[low.names.index(gi.name)]
+        if t.quantized and gi.dtype.kind in "iu":
+            graph.tensors[gi.name] = replace(graph.tensors[gi.name], scale=float(t.scale[0]), zero_point=int(t.zp[0]))
     return graph
 
 
