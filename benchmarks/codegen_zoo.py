@@ -1,0 +1,67 @@
+"""Generated C on the zoo: host and Cortex-M4 (QEMU mps2-an386) bit-exactness, sizes, instructions.
+
+    python benchmarks/codegen_zoo.py [--models cnn,tcn,resnet8,dscnn,mobilenet_v1] [--samples 16]
+                                     [--qemu-samples 2] [--hardware cortex_m4]
+
+For each zoo model (seeded random weights, edgeflow's int8 QDQ export calibrated on random data):
+lower it in ``tflm`` rounding, generate the C project, check ``--samples`` random inputs on the host
+build and ``--qemu-samples`` under QEMU against ``Program.run(x, rounding="tflm")``, and print a
+markdown table: bit-equal samples, the profile's flash beside the ``.rodata`` of ``weights.o``, the
+planner's arena beside the library's ``.bss``, the library's ``.text``, instructions per inference
+(QEMU ``-icount shift=0`` + the board's 25 MHz timer; instructions, not cycles), MACs/instruction, and
+the target model's int8 MAC/cycle with its latency estimate. Without the ARM toolchain only the host
+columns are filled (``make arm-toolchain``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--models", default="cnn,tcn,resnet8,dscnn,mobilenet_v1")
+    p.add_argument("--samples", type=int, default=16)
+    p.add_argument("--qemu-samples", type=int, default=2)
+    p.add_argument("--hardware", default="cortex_m4")
+    args = p.parse_args()
+
+    import edgeflow.runtime as rt
+    from edgeflow.codegen import generate
+    from edgeflow.codegen.verify import verify
+    from edgeflow.hardware import load as load_hw
+    from tests.runtime_helpers import ZOO, zoo_qdq_export
+
+    hw = load_hw(args.hardware)
+    mpc = hw.cfg.mac_per_cycle["int8"]
+    print(f"| model | MACs | host bit-equal | QEMU bit-equal | profile flash | weights.o .rodata | arena | .bss | "
+          f".text | instructions / inference | MACs / instruction | {args.hardware} MAC/cycle | profile latency ms |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name in args.models.split(","):
+            program = rt.load(zoo_qdq_export(name, Path(tmp)), rounding="tflm")
+            model = generate(program, Path(tmp) / f"c_{name}")
+            x = np.random.default_rng(0).normal(0, 1, (args.samples, *ZOO[name][0])).astype(np.float32)
+            v = verify(program, model, Path(tmp) / f"c_{name}", x, qemu_samples=args.qemu_samples)
+            m = v.metrics
+            lat = program.profile(hardware=hw).metrics()["latency_ms"]
+            qemu = "—" if "qemu_agreement" not in m else f"{m['qemu_agreement']:.0%} of {min(args.qemu_samples, len(x))}"
+            size = (lambda s: f"{int(m[s]):,}" if s in m else "—")
+            instr = f"{m['instructions']:,.0f}" if "instructions" in m else "—"
+            mpi = f"{m['macs_per_instruction']:.3f}" if "instructions" in m else "—"
+            print(f"| {name} | {int(m['macs']):,} | {m['host_agreement']:.0%} of {len(x)} | {qemu} | "
+                  f"{program.flash_bytes:,} | {size('weights_rodata_bytes')} | {int(m['arena_bytes']):,} | "
+                  f"{size('bss_bytes')} | {size('text_bytes')} | {instr} | {mpi} | {mpc} | {lat:.2f} |")
+            if v.skipped:
+                print(f"<!-- {name}: {v.skipped} -->")
+
+
+if __name__ == "__main__":
+    main()
