@@ -1,0 +1,107 @@
+"""Interrupted runs say so (issue 10 §3): SIGINT/SIGTERM end the MLflow run KILLED with one line naming
+the stage and exit 130/143; a run left RUNNING by SIGKILL is closed KILLED by the next run of its
+experiment. Real CLI subprocesses, real signals, a real MLflow SQLite store."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from mlflow.tracking import MlflowClient
+
+from cli_helpers import project_env
+from conftest import BIN, tracking_uri
+from edgeflow.tracking.mlflow_run import MlflowRun
+
+#: train long enough to be interrupted in the middle, then evaluate; no export
+LONG = ["recipe=train_float", "~stages.export", "stages.train.max_epochs=500", "trainer.progress_bar=false",
+        "trainer.num_threads=1"]
+
+ORPHAN = """
+import sys, time
+from edgeflow.tracking.mlflow_run import MlflowRun
+run = MlflowRun.start(sys.argv[1], "train_float", "orphan", {})
+print(run.run_id, flush=True)
+time.sleep(600)
+"""
+
+
+def _wait_for(pattern: str, root: Path, proc: subprocess.Popen, timeout: float = 300) -> Path:
+    """The first path matching ``pattern`` under ``root`` once it exists (the process still running)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = sorted(root.glob(pattern))
+        if found:
+            return found[0]
+        assert proc.poll() is None, proc.communicate()[1][-3000:]
+        time.sleep(0.2)
+    raise AssertionError(f"{pattern} did not appear")
+
+
+def _edgeflow_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.startswith("edgeflow:")]
+
+
+def test_sigint_during_training_kills_the_run_and_the_next_run_closes_a_sigkilled_orphan(tmp_path: Path) -> None:
+    uri = tracking_uri(tmp_path)
+    env = project_env(tmp_path)
+    orphan = subprocess.Popen([sys.executable, "-c", ORPHAN, uri], env=env, stdout=subprocess.PIPE, text=True)
+    orphan_id = orphan.stdout.readline().strip()
+    os.kill(orphan.pid, signal.SIGKILL)
+    orphan.wait(timeout=60)
+    client = MlflowClient(uri)
+    assert client.get_run(orphan_id).info.status == "RUNNING"  # what SIGKILL leaves behind
+
+    proc = subprocess.Popen([str(BIN / "edgeflow"), *LONG], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    _wait_for("outputs/train_float/*/train", tmp_path, proc)  # the stage folder: training starts now
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 130, stderr[-3000:]
+    (line,) = _edgeflow_lines(stderr)
+    assert line.startswith("edgeflow: interrupted by SIGINT during stage 'train'; MLflow run marked KILLED")
+    assert "Traceback" not in stderr
+
+    runs = client.search_runs([client.get_experiment_by_name("train_float").experiment_id])
+    (killed,) = [r for r in runs if r.info.run_id != orphan_id]
+    assert killed.info.status == "KILLED"
+    assert killed.data.tags["edgeflow.error"] == "Interrupted: interrupted by SIGINT during stage 'train'"
+    closed = client.get_run(orphan_id)
+    assert closed.info.status == "KILLED"  # closed when the CLI run opened the experiment
+    assert closed.data.tags["edgeflow.error"].startswith(f"orphaned: its process {orphan.pid} on ")
+
+
+def test_a_live_run_is_not_taken_for_an_orphan(_session_home: Path) -> None:
+    uri = tracking_uri(_session_home)  # the session's store: migrated once for every test that shares it
+    live = MlflowRun.start(uri, "live_owner", "live", {})
+    other = MlflowRun.start(uri, "live_owner", "other", {})  # opening the experiment again closes nothing
+    client = MlflowClient(uri)
+    assert client.get_run(live.run_id).info.status == "RUNNING"
+    live.finish()
+    other.finish()
+    assert client.get_run(live.run_id).info.status == "FINISHED"
+
+
+def test_sigterm_stops_a_sweep_and_kills_the_job_and_its_parent(tmp_path: Path) -> None:
+    proc = subprocess.Popen([str(BIN / "edgeflow"), "-m", *LONG, "seed=0,1"], cwd=tmp_path, env=project_env(tmp_path),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    train = _wait_for("multirun/train_float/*/0/train", tmp_path, proc)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr[-3000:]
+    (line,) = _edgeflow_lines(stderr)
+    assert line.startswith("edgeflow: interrupted by SIGTERM during stage 'train'")
+
+    client = MlflowClient(tracking_uri(tmp_path))
+    runs = client.search_runs([client.get_experiment_by_name("train_float").experiment_id])
+    (parent,) = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (job,) = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert (parent.info.status, job.info.status) == ("KILLED", "KILLED")  # job 1 never started
+    assert parent.data.tags["edgeflow.error"] == "Interrupted: interrupted by SIGTERM"
+    assert job.data.tags["edgeflow.sweep_id"] == train.parent.parent.name
