@@ -9,7 +9,7 @@ validation see the biggest path until calibration sets them.
 
 - ``BigLittle(parts)``: independent models, smallest first (``little`` then ``big``);
 - ``EarlyExit.from_model(model, exits, num_classes)``: a chain model cut at exit points, a small
-  head (global pool → linear) at each; path ``k`` continues the backbone from exit ``k − 1``.
+  head (average pool to 4 positions → linear) at each; path ``k`` continues the backbone from exit ``k − 1``.
 
 ``blueprint_step(system)`` / ``rebuild(step)`` describe and rebuild a system from its parts'
 blueprints (``edgeflow.models.blueprint`` op ``adaptive``), so a ``State`` holding one saves and loads.
@@ -164,11 +164,22 @@ def resolve_exit(model: nn.Module, point: str | float) -> str:
     return points[min(max(int(point * depth + 0.5), 1), depth - 1) - 1]
 
 
+HEAD_BINS = 4  # an exit head pools each feature map to 4 positions (1-D) or 2 × 2 (2-D): where matters
+
+
 def _head(feature: Tensor, num_classes: int) -> nn.Module:
+    """Exit head for features ``[N, C, ...]``: average-pool to ``HEAD_BINS`` positions (fewer if the
+    map is smaller), flatten, linear; a plain linear on ``[N, C]``."""
     if feature.dim() == 2:
         return nn.Linear(feature.shape[1], num_classes)
-    pool = nn.AdaptiveAvgPool1d(1) if feature.dim() == 3 else nn.AdaptiveAvgPool2d(1)
-    return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1], num_classes))
+    if feature.dim() == 3:
+        bins = (min(HEAD_BINS, feature.shape[2]),)
+        pool = nn.AdaptiveAvgPool1d(bins[0])
+    else:
+        side = int(HEAD_BINS ** 0.5)
+        bins = (min(side, feature.shape[2]), min(side, feature.shape[3]))
+        pool = nn.AdaptiveAvgPool2d(bins)
+    return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1] * int(torch.tensor(bins).prod()), num_classes))
 
 
 def _key(name: str) -> str:
