@@ -55,7 +55,7 @@ pad                 —                                          pads, mode, val
 ==================  =========================================  ===============================================
 
 A conv / fully_connected node may carry ``single_rounding: true``: its tflm requantization rounds once
-(``TFLITE_SINGLE_ROUNDING``), as LiteRT's FULLY_CONNECTED kernel does (the ``.tflite`` importer sets it).
+(half away from zero, ``quant.multiply_by_quantized_multiplier_single``), as LiteRT's FULLY_CONNECTED does (the ``.tflite`` importer sets it).
 
 Clustered layers' conv / fully_connected nodes also carry ``codebook_bits`` (index width of their
 codebook, from the export's ``edgeflow.codebook`` metadata).

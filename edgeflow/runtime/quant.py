@@ -74,21 +74,29 @@ def onnx_multiplier(s_x: float, s_w: np.ndarray, s_y: float) -> np.ndarray:
 
 
 def requantize_onnx(acc: np.ndarray, multiplier: np.ndarray, zp: int, dtype: np.dtype,
-                    act_min: int | None = None, act_max: int | None = None) -> np.ndarray:
-    """MLAS requantization: rne(clamp(float32(acc) * M)) + zp, then the activation clamp.
+                    act_min: int | None = None, act_max: int | None = None,
+                    out: np.ndarray | None = None) -> np.ndarray:
+    """MLAS requantization: rne(clamp(float32(acc) * M)) + zp, then the activation clamp — the one
+    onnx-mode requantization of the runtime (``Requant.apply`` and the fast paths' ``apply_last``).
 
     ``acc`` holds exact integers (int32/int64, or float32/float64 holding integers). Clamping
     to integer bounds commutes with rounding, so the activation clamp is folded into one clip.
+    With ``out`` (``dtype``, acc's shape) and a float32 ``acc``, works in place: overwrites ``acc``
+    and writes ``out`` (4 passes, no temporaries).
     """
     qmin, qmax = qrange(dtype)
     lo = qmin if act_min is None else max(qmin, act_min)
     hi = qmax if act_max is None else min(qmax, act_max)
-    v = acc.astype(np.float32)  # int32 -> float conversion of MLAS (round to nearest even)
+    in_place = out is not None and acc.dtype == np.float32
+    v = acc if in_place else acc.astype(np.float32)  # int32 -> float conversion of MLAS (round to nearest even)
     np.multiply(v, multiplier, out=v, casting="unsafe")
     np.clip(v, np.float32(lo - zp), np.float32(hi - zp), out=v)
-    np.rint(v, out=v)
-    v += np.float32(zp)
-    return v.astype(dtype)
+    np.rint(v, out=v)  # round half to even, as MLAS (nearbyint in the default rounding mode)
+    if out is None:
+        v += np.float32(zp)
+        return v.astype(dtype)
+    np.add(v, np.float32(zp), out=out, casting="unsafe")
+    return out
 
 
 # ------------------------------------------------------------------------------------ tflm mode
@@ -161,11 +169,13 @@ def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shif
 
 
 def multiply_by_quantized_multiplier_single(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
-    """``MultiplyByQuantizedMultiplier`` built with ``TFLITE_SINGLE_ROUNDING``: one rounding (half up)
-    of x·m / 2**(31 - shift) in 64 bits — what LiteRT's FULLY_CONNECTED computes."""
+    """Single-rounding ``MultiplyByQuantizedMultiplier``: x·m / 2**(31 - shift) in 64 bits, rounded
+    once, half away from zero — what LiteRT's FULLY_CONNECTED computes (measured against it: exact on
+    .5 ties, where double rounding and round-half-up both differ)."""
     total = 31 - np.asarray(shift, dtype=np.int64)
-    x = np.asarray(x, dtype=np.int64)
-    return (x * np.asarray(multiplier, np.int64) + (np.int64(1) << (total - 1))) >> total
+    p = np.asarray(x, dtype=np.int64) * np.asarray(multiplier, np.int64)
+    r = (np.abs(p) + (np.int64(1) << (total - 1))) >> total
+    return np.where(p < 0, -r, r)
 
 
 def requantize_tflm(acc: np.ndarray, multiplier: np.ndarray, shift: np.ndarray, zp: int, dtype: np.dtype,

@@ -37,7 +37,7 @@ class Requant:
 
     ``s_x * s_w[c] / s_y`` → onnx float32 multiplier and tflm (Q31 multiplier, shift); activation
     clamp bounds per mode; ``out_dtype`` and ``zp`` of the output. ``single_rounding``: tflm mode
-    rounds once (``TFLITE_SINGLE_ROUNDING``, LiteRT's FULLY_CONNECTED) instead of twice.
+    rounds once, half away from zero (LiteRT's FULLY_CONNECTED) instead of twice.
     """
 
     s_x: float
@@ -79,19 +79,13 @@ class Requant:
 
     def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
         """Requantize float32 ``acc`` (exact integers below 2**24, channels on the last axis) into
-        ``out`` (``out_dtype``, same shape). Overwrites ``acc``. Same arithmetic as ``apply``:
-        onnx mode multiplies, clips, rounds half to even and adds the zero point, all in float32
-        (4 passes, no temporaries)."""
+        ``out`` (``out_dtype``, same shape). Overwrites ``acc``. The same requantization functions
+        as ``apply`` (``quant.requantize_onnx`` in place, with the per-channel multipliers tiled
+        along the rows; ``quant.requantize_tflm``)."""
         lo, hi = self.act_range[mode]
         if mode == "onnx":
-            if self.channels > 1:
-                acc2, mult = tiled(acc, self.onnx_mult, self._tiles)
-                np.multiply(acc2, mult, out=acc2)
-            else:
-                np.multiply(acc, self.onnx_mult[0], out=acc)
-            np.clip(acc, np.float32(lo - self.zp), np.float32(hi - self.zp), out=acc)
-            np.rint(acc, out=acc)
-            np.add(acc, np.float32(self.zp), out=out, casting="unsafe")
+            acc2, mult = tiled(acc, self.onnx_mult, self._tiles) if self.channels > 1 else (acc, self.onnx_mult[0])
+            quant.requantize_onnx(acc2, mult, self.zp, self.out_dtype, lo, hi, out=out.reshape(acc2.shape))
             return out
         out[...] = self.apply(acc, mode, acc.ndim - 1)
         return out
