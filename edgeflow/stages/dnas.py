@@ -34,7 +34,7 @@ class Config(TrainingStageConfig):
 
     max_epochs: int = 10
     lr: float = 0.001
-    method: str = "pit"                 # pit (mps, supernet: see README)
+    method: str = "pit"                 # pit | mps (supernet: see README)
     search_channels: bool = True        # pit: output-channel masks on every prunable channel group
     search_kernel: bool = False         # pit: receptive-field masks on 'same'-padded stride-1 Conv1d
     search_dilation: bool = False       # pit: dilation masks on the same Conv1d layers
@@ -43,16 +43,20 @@ class Config(TrainingStageConfig):
     strength: float = 1.0               # >= 0; 0 = no cost term
     targets: dict[str, float] = field(default_factory=dict)   # DUCCIO: {latency_ms: 2, flash_bytes: 20000}
     target_strength: float = 10.0       # penalty target_strength·max(0, cost/target - 1) per target
-    default_bits: int = 8               # bits the cost assumes for layers without quantizers
+    default_bits: int = 8               # pit: bits the cost assumes for layers without quantizers
+    weight_bits: list[int] = field(default_factory=lambda: [2, 4, 8])   # mps: weight bit-width candidates, 1..8
+    act_bits: list[int] = field(default_factory=lambda: [4, 8])         # mps: activation candidates, 2..8
+    calib_batches: int = 8              # mps: training batches that set the candidates' activation ranges
     search_epochs: int = 20
     warmup_epochs: int = 5              # weights only, no regulariser, before the search
     weight_lr: float = 0.001            # weights' Adam learning rate during warm-up and search
-    arch_lr: float = 0.01               # architecture parameters' Adam learning rate
+    arch_lr: float = 0.01               # architecture parameters' learning rate
+    arch_optimizer: str = "adam"        # adam | sgd (momentum 0.9) for the architecture parameters
 
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice(self.method, "method", METHODS)
-        require(self.method == "pit", "method", "pit (mps and supernet are not built yet)", self.method)
+        require(self.method in ("pit", "mps"), "method", "pit or mps (supernet is not built yet)", self.method)
         if self.cost is not None:
             require_choice(self.cost, "cost", COSTS)
         require_finite(self.strength, "strength", "a finite float >= 0", self.strength >= 0)
@@ -61,11 +65,20 @@ class Config(TrainingStageConfig):
                 raise ConfigError(f"targets.{key}", f"is not a soft cost of the hardware model; allowed: {', '.join(COSTS)}")
             require_finite(value, f"targets.{key}", "a finite number > 0", value > 0)
         require_finite(self.target_strength, "target_strength", "a finite float >= 0", self.target_strength >= 0)
+        for key, lo in (("weight_bits", 1), ("act_bits", 2)):
+            bits = getattr(self, key)
+            require(bool(bits) and all(isinstance(b, int) and not isinstance(b, bool) and lo <= b <= 8 for b in bits),
+                    key, f"a non-empty list of integers in {lo}..8", bits)
+        if self.method == "mps" and self.cost in ("params", "macs"):
+            raise ConfigError("cost", f"{self.cost} does not depend on bit-widths; with method mps use "
+                                      "flash_bytes, latency_ms, energy_uj or null")
+        require(1 <= self.calib_batches <= 100_000, "calib_batches", "an integer in [1, 100000]", self.calib_batches)
         require(self.default_bits in (1, 2, 4, 8, 16, 32), "default_bits", "one of 1, 2, 4, 8, 16, 32", self.default_bits)
         require(1 <= self.search_epochs <= MAX_EPOCHS, "search_epochs", f"an integer in [1, {MAX_EPOCHS}]",
                 self.search_epochs)
         require(0 <= self.warmup_epochs <= MAX_EPOCHS, "warmup_epochs", f"an integer in [0, {MAX_EPOCHS}]",
                 self.warmup_epochs)
+        require_choice(self.arch_optimizer, "arch_optimizer", ("adam", "sgd"))
         for key in ("weight_lr", "arch_lr"):
             require_finite(getattr(self, key), key, "a finite float in (0, 10]", 0 < getattr(self, key) <= 10)
         require(self.search_channels or self.search_kernel or self.search_dilation, "search_channels",
@@ -82,7 +95,13 @@ def check(cfg: Config, state: State) -> None:
     from edgeflow.stages._patterns import require_matches, shortened
 
     require_matches("exclude", cfg.exclude, state.model, lambda name, pattern: matches(name, [pattern]))
-    if cfg.search_kernel or cfg.search_dilation:
+    if cfg.method == "mps":
+        from edgeflow.methods.quantization import is_quantized
+
+        if is_quantized(state.model):
+            raise ConfigError("method", "mps searches the bit-widths of a float model; this one is quantized "
+                                        "already (ptq/qat ran before): put dnas before them")
+    elif cfg.search_kernel or cfg.search_dilation:
         if not any(time_searchable(m) for m in state.model.modules()):
             from torch import nn
 
@@ -96,7 +115,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     import torch
 
     from edgeflow.hardware import analyze
-    from edgeflow.methods.dnas import PIT, Regularizer, search
+    from edgeflow.methods.dnas import PIT, MixedPrecision, Regularizer, search
     from edgeflow.methods.dnas.report import architecture_figure
     from edgeflow.methods.pruning.masks import matches
     from edgeflow.stages._common import float_reference, write_csv
@@ -107,16 +126,21 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     state = float_reference(state, ctx)
     torch.manual_seed(ctx.seed)
     shape, hw = state.input_shape, ctx.hardware
-    net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
-              search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
-              default_bits=cfg.default_bits)
+    if cfg.method == "pit":
+        net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
+                  search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
+                  default_bits=cfg.default_bits)
+    else:
+        net = MixedPrecision(state.model, shape, cfg.weight_bits, cfg.act_bits)
+        net.calibrate(ctx.data.train_dataloader(), cfg.calib_batches)
     reg = Regularizer(cfg.cost, cfg.strength, dict(cfg.targets), cfg.target_strength, ramp_epochs=cfg.search_epochs // 2)
 
     def log(epoch: int, row: dict[str, float]) -> None:
         ctx.log_metrics(_named(row), step=epoch)
 
     rows = search(net, ctx.data.train_dataloader(), ctx.data.val_dataloader(), hw, reg, epochs=cfg.search_epochs,
-                  warmup_epochs=cfg.warmup_epochs, weight_lr=cfg.weight_lr, arch_lr=cfg.arch_lr, on_epoch=log)
+                  warmup_epochs=cfg.warmup_epochs, weight_lr=cfg.weight_lr, arch_lr=cfg.arch_lr,
+                  arch_optimizer=cfg.arch_optimizer, on_epoch=log)
     with torch.no_grad():
         found = {k: float(v) for k, v in net.soft_cost(hw).items()}
     model = net.export().train()
@@ -129,7 +153,8 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     metrics.update({
         "params_before": float(before.params), "params": float(after.params),
         "params_ratio": before.params / max(1, after.params), "macs_before": float(before.macs),
-        "macs": float(after.macs), "search_acc": search_acc, "test_acc": test["test_acc"],
+        "macs": float(after.macs), "weight_bytes_before": float(before.weight_bytes),
+        "weight_bytes": float(after.weight_bytes), "weight_bits": _mean_bits(after), "search_acc": search_acc, "test_acc": test["test_acc"],
         "test_loss": test["test_loss"], "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
         "latency_ms": est.latency_ms, "energy_uj": est.energy_uj, "flash_bytes": float(est.flash_bytes),
         **{f"cost_{k}": v for k, v in found.items()},
@@ -150,3 +175,9 @@ def _named(row: dict[str, Any]) -> dict[str, float]:
     """Per-epoch metric names: soft costs as ``cost_<metric>``."""
     plain = ("val_acc", "train_loss", "reg_loss")
     return {(k if k in plain else f"cost_{k}"): float(v) for k, v in row.items() if k not in ("epoch", "phase")}
+
+
+def _mean_bits(cost: Any) -> float:
+    """Mean bits per weight over the Conv/Linear layers, weighted by their weight counts."""
+    total = sum(layer.weights for layer in cost.layers)
+    return sum(layer.weights * layer.weight_bits for layer in cost.layers) / max(1, total)

@@ -42,17 +42,21 @@ def accuracy(net: Callable[[Tensor], Tensor], loader: Iterable) -> float:
 
 def search(net: Supernet, train_loader: Iterable, val_loader: Iterable, hw: Any, reg: Regularizer, *,
            epochs: int, warmup_epochs: int = 0, weight_lr: float = 1e-3, arch_lr: float = 1e-2,
+           arch_optimizer: str = "adam",
            on_epoch: Callable[[int, dict[str, float]], None] | None = None,
            before_epoch: Callable[[int], None] | None = None) -> list[dict[str, float]]:
     """Run ``warmup_epochs`` + ``epochs`` epochs; returns one row per epoch (``epoch``, ``phase``
     0 = warm-up / 1 = search, ``train_loss``, ``reg_loss``, ``val_acc`` and every soft cost).
 
-    ``reg.reference`` is filled with the supernet's costs before the first step when empty; the
+    ``arch_optimizer``: ``adam`` (steps of about ``arch_lr`` whatever the gradient's size) or ``sgd``
+    (momentum 0.9; steps proportional to the gradient, so the balance of task loss and cost sets
+    which masks move). ``reg.reference`` is filled with the supernet's costs before the first step when empty; the
     target ramp counts search epochs. ``before_epoch(e)`` runs first in each epoch (e.g. a
     temperature schedule).
     """
     weight_opt = torch.optim.Adam(net.weight_parameters(), lr=weight_lr)
-    arch_opt = torch.optim.Adam(net.arch_parameters(), lr=arch_lr)
+    arch_opt = (torch.optim.Adam(net.arch_parameters(), lr=arch_lr) if arch_optimizer == "adam"
+                else torch.optim.SGD(net.arch_parameters(), lr=arch_lr, momentum=0.9))
     if not reg.reference:
         with torch.no_grad():
             reg.reference = {k: float(v) for k, v in net.soft_cost(hw).items()}
