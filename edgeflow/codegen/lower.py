@@ -32,8 +32,8 @@ from edgeflow.runtime.program import Program
 from edgeflow.runtime.shapes import conv_output_size, pool_geometry, resolve_pads
 
 INT8 = np.dtype(np.int8)
-SUPPORTED = ("conv", "fully_connected", "add", "max_pool", "avg_pool", "global_avg_pool", "reshape", "clamp",
-             "rescale", "concat")
+SUPPORTED = ("conv", "fully_connected", "add", "max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose",
+             "clamp", "rescale", "concat")
 _BOUNDARY_OUT = ("dequantize", "softmax")
 
 
@@ -195,18 +195,22 @@ class _Lowering:
         self.descriptors.append(f"static const ef_geom g{i} = {{{', '.join(str(int(v)) for v in vals)}}};")
         return f"&g{i}"
 
-    def requant_arrays(self, node: Node, i: int) -> tuple[str, str, int, tuple[int, int]]:
-        """Per-channel (or per-tensor) multiplier and shift arrays of a conv / fully connected node."""
+    def requant_arrays(self, node: Node, i: int) -> tuple[str, str, str, tuple[int, int]]:
+        """Multiplier and shift arrays of a conv / fully connected node (per channel or per tensor), the
+        kernel's ``per_channel, single_rounding`` arguments and the activation range."""
         at = node.attrs
         if "out_scale" not in at:
             raise UnsupportedOpError(node.kind, node.name, "int32 accumulator output (no requantization)")
         s_w = np.atleast_1d(np.asarray(node.params["weight_scale"], dtype=np.float32))
         real = np.float64(np.float32(at["in_scale"])) * s_w.astype(np.float64) / np.float64(np.float32(at["out_scale"]))
         m, s = _multiplier(real, node)
+        single = bool(at.get("single_rounding", False))
+        if single and (s > 30).any():
+            raise UnsupportedOpError(node.kind, node.name, "single-rounding multiplier >= 2**30")
         kind, lo, hi = at["activation"]
         act = quant.activation_range(kind, lo, hi, at["out_scale"], at["out_zero_point"], INT8, "tflm")
-        return (self.array(f"ef_m{i}", "int32_t", m), self.array(f"ef_s{i}", "int32_t", s), int(s_w.size > 1),
-                _full_range(act, INT8))
+        return (self.array(f"ef_m{i}", "int32_t", m), self.array(f"ef_s{i}", "int32_t", s),
+                f"{int(s_w.size > 1)}, {int(single)}", _full_range(act, INT8))
 
     def weights_int8(self, node: Node, w: np.ndarray) -> np.ndarray:
         if w.dtype != INT8:
@@ -242,13 +246,13 @@ class _Lowering:
             size = conv_output_size((cin[1], cin[2])[ax], kernel[ax], strides[ax], dil[ax], pads[ax], pads[ax + 2])
             if size != (cout[1], cout[2])[ax]:  # pragma: no cover - the runtime's shapes agree by construction
                 raise UnsupportedOpError(node.kind, node.name, "output size does not match the geometry")
-        m, s, per_channel, act = self.requant_arrays(node, i)
+        m, s, flags, act = self.requant_arrays(node, i)
         g = self.geom_desc(i, cin, cout, kernel, strides, dil, (pads[0], pads[1]), int(at["group"]))
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
         wn = self.array(f"ef_w{i}", "int8_t", w)
         self.macs += int(np.prod(cout)) * int(np.prod(w.shape[1:]))
         self.calls.append(f"    ef_conv({self.buf(x)}, {self.buf(y)}, {g}, {q}, {wn}, {self.bias(node, i)}, {m}, {s}, "
-                          f"{per_channel});")
+                          f"{flags});")
 
     def op_fully_connected(self, node: Node, i: int) -> None:
         at = node.attrs
@@ -258,12 +262,12 @@ class _Lowering:
         k, n = (int(v) for v in w.shape)
         x, y = node.inputs[0], node.outputs[0]
         rows = self.size(x) // k
-        m, s, per_channel, act = self.requant_arrays(node, i)
+        m, s, flags, act = self.requant_arrays(node, i)
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
         wn = self.array(f"ef_w{i}", "int8_t", w.T)  # stored (N, K): contiguous dot products
         self.macs += rows * k * n
         self.calls.append(f"    ef_fully_connected({self.buf(x)}, {self.buf(y)}, {rows}, {k}, {n}, {q}, {wn}, "
-                          f"{self.bias(node, i)}, {m}, {s}, {per_channel});")
+                          f"{self.bias(node, i)}, {m}, {s}, {flags});")
 
     def op_add(self, node: Node, i: int) -> None:
         at = node.attrs
@@ -305,11 +309,12 @@ class _Lowering:
         at = node.attrs
         g = self.pool_geom(node, i, dilations=False)
         sx, sy = np.float32(at["in_scale"]), np.float32(at["out_scale"])
-        rq = "0"
-        if not (sx == sy and at["in_zero_point"] == at["out_zero_point"]):
+        if sx == sy and at["in_zero_point"] == at["out_zero_point"]:  # TFLM averages the raw integers
+            rq, q = "0", self.quant_desc(i, 0, 0, quant.qrange(INT8))
+        else:
             m, s = _multiplier(float(sx) / float(sy), node)
             rq = self.array(f"ef_r{i}", "int32_t", np.concatenate([m, s]))
-        q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), quant.qrange(INT8))
+            q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), quant.qrange(INT8))
         self.calls.append(f"    ef_avg_pool({self.buf(node.inputs[0])}, {self.buf(node.outputs[0])}, {g}, {q}, "
                           f"{int(at['count_include_pad'])}, {rq});")
 
@@ -318,7 +323,12 @@ class _Lowering:
         x = node.inputs[0]
         c, n = int(self.shapes[x][1]), int(np.prod(self.shapes[x][2:]))
         sx, sy = np.float32(at["in_scale"]), np.float32(at["out_scale"])
-        m, s = _multiplier(float(sx) / (float(sy) * n), node)
+        if at.get("tflite_mean", False):  # TFLite MEAN: the count folded into the multiplier of s_x / s_y
+            m0, s0 = (int(v[0]) for v in _multiplier(float(sx) / float(sy), node))
+            k = min(n.bit_length() - 1, 32, 31 + s0)
+            m, s = np.array([(m0 << k) // n], dtype=np.int32), np.array([s0 - k], dtype=np.int32)
+        else:
+            m, s = _multiplier(float(sx) / (float(sy) * n), node)
         rq = self.array(f"ef_r{i}", "int32_t", np.concatenate([m, s]))
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), quant.qrange(INT8))
         self.calls.append(f"    ef_global_avg_pool({self.buf(x)}, {self.buf(node.outputs[0])}, {c}, {n}, {q}, {rq});")
@@ -329,6 +339,20 @@ class _Lowering:
             self.calls.append(f"    memmove({self.buf(y)}, {self.buf(x)}, {self.size(y)});")
         else:
             self.calls.append("    /* a view: shares its input's buffer */")
+
+    def op_transpose(self, node: Node, i: int) -> None:
+        x, y = node.inputs[0], node.outputs[0]
+        shape = tuple(int(d) for d in self.shapes[x])
+        rank = len(shape)
+        perm = node.attrs["perm"]
+        perm = list(range(rank))[::-1] if perm is None else [int(p) % rank for p in perm]
+        if rank > 4:
+            raise UnsupportedOpError(node.kind, node.name, f"rank {rank} (the generator transposes up to 4-D)")
+        strides = [int(np.prod(shape[a + 1:])) for a in range(rank)]
+        dims = [1] * (4 - rank) + [shape[p] for p in perm]
+        steps = [0] * (4 - rank) + [strides[p] for p in perm]
+        self.descriptors.append(f"static const int32_t t{i}[8] = {{{', '.join(str(v) for v in dims + steps)}}};")
+        self.calls.append(f"    ef_transpose({self.buf(x)}, {self.buf(y)}, t{i});")
 
     def op_clamp(self, node: Node, i: int) -> None:
         at = node.attrs

@@ -7,8 +7,8 @@ static int32_t ef_sat32(int64_t v) {
     return v > INT32_MAX ? INT32_MAX : (v < INT32_MIN ? INT32_MIN : (int32_t)v);
 }
 
-static int32_t ef_clip(int32_t v, int32_t lo, int32_t hi) {
-    return v < lo ? lo : (v > hi ? hi : v);
+static int32_t ef_clip(int64_t v, int32_t lo, int32_t hi) {
+    return v < lo ? lo : (v > hi ? hi : (int32_t)v);
 }
 
 /* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2**31), half away from zero. */
@@ -37,8 +37,18 @@ int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32
     return ef_rdbpot(ef_srdhm(ef_sat32((int64_t)x * ((int64_t)1 << left)), multiplier), right);
 }
 
-static int8_t ef_requantize(int32_t acc, int32_t m, int32_t s, const ef_quant *q) {
-    return (int8_t)ef_clip(q->out_zp + ef_multiply_by_quantized_multiplier(acc, m, s), q->act_min, q->act_max);
+/* Single rounding (LiteRT's FULLY_CONNECTED): x * m / 2**(31 - shift), rounded once, half away from
+ * zero, in 64 bits (shift <= 30). */
+static int64_t ef_multiply_single(int32_t x, int32_t multiplier, int32_t shift) {
+    const int32_t total = 31 - shift;
+    const int64_t p = (int64_t)x * (int64_t)multiplier;
+    const int64_t r = ((p < 0 ? -p : p) + ((int64_t)1 << (total - 1))) >> total;
+    return p < 0 ? -r : r;
+}
+
+static int8_t ef_requantize(int32_t acc, int32_t m, int32_t s, int32_t single_rounding, const ef_quant *q) {
+    const int64_t v = single_rounding ? ef_multiply_single(acc, m, s) : ef_multiply_by_quantized_multiplier(acc, m, s);
+    return (int8_t)ef_clip(q->out_zp + v, q->act_min, q->act_max);
 }
 
 /* sum over n of (x[i * x_step] - x_zp) * w[i * w_step]. Kept out of line (like ef_window) so that
@@ -83,7 +93,8 @@ static void ef_valid_taps(int32_t base, int32_t dil, int32_t k, int32_t size, in
 
 /* Padding taps hold the input zero point, i.e. real 0: only the taps inside the input are summed. */
 void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
-             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel) {
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+             int32_t single_rounding) {
     const int32_t cg = g->in_c / g->groups;
     const int32_t mg = g->out_c / g->groups;
     const int32_t in_w = g->in_w, plane = g->in_h * g->in_w, taps = g->k_h * g->k_w;
@@ -120,7 +131,7 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
                                          kx1 - kx0, q->in_zp);
                     }
                 }
-                ym[oy * g->out_w + ox] = ef_requantize(acc, rm, rs, q);
+                ym[oy * g->out_w + ox] = ef_requantize(acc, rm, rs, single_rounding, q);
             }
         }
     }
@@ -128,7 +139,7 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
 
 void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
                         const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                        int32_t per_channel) {
+                        int32_t per_channel, int32_t single_rounding) {
     int32_t r, j, i;
     for (r = 0; r < rows; ++r) {
         const int8_t *xr = x + r * k;
@@ -138,7 +149,8 @@ void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int
             for (i = 0; i < k; ++i) {
                 acc += ((int32_t)xr[i] - q->in_zp) * (int32_t)wj[i];
             }
-            y[r * n + j] = ef_requantize(acc, per_channel ? mult[j] : mult[0], per_channel ? shift[j] : shift[0], q);
+            y[r * n + j] = ef_requantize(acc, per_channel ? mult[j] : mult[0], per_channel ? shift[j] : shift[0],
+                                         single_rounding, q);
         }
     }
 }
@@ -151,8 +163,8 @@ void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int
         const int32_t xb = ((int32_t)b[i] - zp[1]) * (1 << 20);
         const int32_t sa = ef_multiply_by_quantized_multiplier(xa, rq[0], rq[1]);
         const int32_t sb = ef_multiply_by_quantized_multiplier(xb, rq[2], rq[3]);
-        const int32_t out = zp[2] + ef_multiply_by_quantized_multiplier(sa + sb, rq[4], rq[5]);
-        y[i] = (int8_t)ef_clip(out, act_min, act_max);
+        y[i] = (int8_t)ef_clip((int64_t)zp[2] + ef_multiply_by_quantized_multiplier(sa + sb, rq[4], rq[5]), act_min,
+                               act_max);
     }
 }
 
@@ -210,7 +222,7 @@ void ef_avg_pool(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q
                 if (rq) {
                     avg = ef_multiply_by_quantized_multiplier(avg, rq[0], rq[1]);
                 }
-                y[(c * g->out_h + oy) * g->out_w + ox] = (int8_t)ef_clip(avg + q->out_zp, q->act_min, q->act_max);
+                y[(c * g->out_h + oy) * g->out_w + ox] = (int8_t)ef_clip((int64_t)avg + q->out_zp, q->act_min, q->act_max);
             }
         }
     }
@@ -224,7 +236,7 @@ void ef_global_avg_pool(const int8_t *x, int8_t *y, int32_t channels, int32_t si
         for (i = 0; i < size; ++i) {
             acc += x[c * size + i];
         }
-        y[c] = ef_requantize(acc, rq[0], rq[1], q);
+        y[c] = ef_requantize(acc, rq[0], rq[1], 0, q);
     }
 }
 
@@ -238,7 +250,21 @@ void ef_clamp(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi) 
 void ef_rescale(const int8_t *x, int8_t *y, int32_t size, const ef_quant *q, const int32_t *rq) {
     int32_t i;
     for (i = 0; i < size; ++i) {
-        y[i] = ef_requantize((int32_t)x[i] - q->in_zp, rq[0], rq[1], q);
+        y[i] = ef_requantize((int32_t)x[i] - q->in_zp, rq[0], rq[1], 0, q);
+    }
+}
+
+void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t) {
+    int32_t a, b, c, d;
+    for (a = 0; a < t[0]; ++a) {
+        for (b = 0; b < t[1]; ++b) {
+            for (c = 0; c < t[2]; ++c) {
+                const int8_t *xr = x + a * t[4] + b * t[5] + c * t[6];
+                for (d = 0; d < t[3]; ++d) {
+                    *y++ = xr[d * t[7]];
+                }
+            }
+        }
     }
 }
 

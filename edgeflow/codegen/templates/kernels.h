@@ -25,11 +25,14 @@ typedef struct {
 
 int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
 
+/* Weights (M, C/groups, KH, KW); single_rounding: LiteRT's FULLY_CONNECTED rounding (once, half away). */
 void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
-             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel);
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+             int32_t single_rounding);
+/* Weights stored (N, K). */
 void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
                         const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                        int32_t per_channel);
+                        int32_t per_channel, int32_t single_rounding);
 /* rq: {m_a, shift_a, m_b, shift_b, m_out, shift_out}, zp: {zp_a, zp_b, zp_out}. */
 void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
             int32_t act_min, int32_t act_max);
@@ -42,6 +45,8 @@ void ef_global_avg_pool(const int8_t *x, int8_t *y, int32_t channels, int32_t si
 void ef_clamp(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi);
 /* y = clamp(out_zp + MultiplyByQuantizedMultiplier(x - in_zp, rq[0], rq[1])). */
 void ef_rescale(const int8_t *x, int8_t *y, int32_t size, const ef_quant *q, const int32_t *rq);
+/* t: {d0, d1, d2, d3, s0, s1, s2, s3}: y (dims d, row-major) [i0][i1][i2][i3] = x[sum i_k * s_k]. */
+void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t);
 /* Copies `inner` elements of x per `outer` block into y at a stride of `out_inner`; rq (NULL: copy)
  * rescales them. */
 void ef_concat_part(const int8_t *x, int8_t *y, int32_t outer, int32_t inner, int32_t out_inner,
