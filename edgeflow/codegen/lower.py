@@ -20,6 +20,7 @@ counts as flash. Weights narrower than 8 bits are stored as int8 (one byte each)
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -33,7 +34,7 @@ from edgeflow.runtime.shapes import conv_output_size, pool_geometry, resolve_pad
 
 INT8 = np.dtype(np.int8)
 SUPPORTED = ("conv", "fully_connected", "add", "max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose",
-             "clamp", "rescale", "concat")
+             "clamp", "rescale", "concat", "int_softmax")
 _BOUNDARY_OUT = ("dequantize", "softmax")
 
 
@@ -353,6 +354,23 @@ class _Lowering:
         steps = [0] * (4 - rank) + [strides[p] for p in perm]
         self.descriptors.append(f"static const int32_t t{i}[8] = {{{', '.join(str(v) for v in dims + steps)}}};")
         self.calls.append(f"    ef_transpose({self.buf(x)}, {self.buf(y)}, t{i});")
+
+    def op_int_softmax(self, node: Node, i: int) -> None:
+        """TFLite's int8 softmax: constants as ``edgeflow.runtime.ops.int_softmax`` (2**26: 5 integer bits)."""
+        at = node.attrs
+        if np.float32(at["out_scale"]) != np.float32(1 / 256) or int(at["out_zero_point"]) != -128:
+            raise UnsupportedOpError(node.kind, node.name, "output quantization other than (1/256, -128)")
+        real = min(float(at["beta"]) * float(np.float32(at["in_scale"])) * float(1 << 26), float(2**31 - 1))
+        m, s = _multiplier(real, node)
+        if s[0] < 0:
+            raise UnsupportedOpError(node.kind, node.name, "beta * input scale too small for the fixed-point softmax")
+        diff_min = -int(math.floor(31 * float(1 << 26) / (1 << int(s[0]))))
+        x, y = node.inputs[0], node.outputs[0]
+        shape = self.shapes[x]
+        axis = int(at["axis"]) % len(shape)
+        outer, n, inner = int(np.prod(shape[:axis])), int(shape[axis]), int(np.prod(shape[axis + 1:]))
+        self.calls.append(f"    ef_int_softmax({self.buf(x)}, {self.buf(y)}, {outer}, {n}, {inner}, {int(m[0])}, "
+                          f"{int(s[0])}, {diff_min});")
 
     def op_clamp(self, node: Node, i: int) -> None:
         at = node.attrs

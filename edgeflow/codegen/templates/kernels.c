@@ -268,6 +268,96 @@ void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t) {
     }
 }
 
+/* ------------------------------------------------------------------ int8 softmax (TFLite reference)
+ * gemmlowp fixed point: FixedPoint<int32, I> raw values; see edgeflow.runtime.fixedpoint. */
+static int32_t ef_add32(int64_t a, int64_t b) {
+    return (int32_t)(a + b);
+}
+
+static int32_t ef_shl_sat(int32_t x, int32_t exponent) {
+    return ef_sat32((int64_t)x * ((int64_t)1 << exponent));
+}
+
+/* exp(a) for a in [-1/4, 0): FixedPoint<0> in and out. */
+static int32_t ef_exp_quarter(int32_t a) {
+    const int32_t constant_term = 1895147668; /* exp(-1/8) */
+    const int32_t one_third = 715827883;
+    const int32_t x = ef_add32(a, (int64_t)1 << 28);
+    const int32_t x2 = ef_srdhm(x, x);
+    const int32_t x3 = ef_srdhm(x2, x);
+    const int32_t x4 = ef_srdhm(x2, x2);
+    const int32_t x4_over_4 = ef_rdbpot(x4, 2);
+    const int32_t poly = ef_rdbpot(ef_add32(ef_srdhm(ef_add32(x4_over_4, x3), one_third), x2), 1);
+    return ef_add32(constant_term, ef_srdhm(constant_term, ef_add32(x, poly)));
+}
+
+/* exp(a) for a <= 0: a FixedPoint<5>, result FixedPoint<0>. */
+static int32_t ef_exp_negative(int32_t a) {
+    static const int32_t barrel[7] = {1672461947, 1302514674, 790015084, 290630308, 39332535, 720401, 242};
+    const int32_t quarter = (int32_t)1 << 24;
+    const int32_t a_mod = (a & (quarter - 1)) - quarter;
+    const int32_t remainder = a_mod - a;
+    int32_t result = ef_exp_quarter(ef_shl_sat(a_mod, 5));
+    int32_t k;
+    for (k = 0; k < 7; ++k) { /* exp(-2**(k - 2)) where bit 26 + k - 2 of the remainder is set */
+        if (remainder & ((int32_t)1 << (24 + k))) {
+            result = ef_srdhm(result, barrel[k]);
+        }
+    }
+    return a == 0 ? INT32_MAX : result;
+}
+
+/* 1 / (1 + a) for a in [0, 1): FixedPoint<0> in and out (Newton-Raphson). */
+static int32_t ef_one_over_one_plus_x(int32_t a) {
+    const int64_t sum = (int64_t)a + INT32_MAX;
+    const int32_t half_denominator = (int32_t)((sum + (sum >= 0 ? 1 : -1)) / 2);
+    int32_t x = ef_add32(1515870810, ef_srdhm(half_denominator, -1010580540));
+    int32_t k;
+    for (k = 0; k < 3; ++k) {
+        const int32_t one_minus = ef_add32((int64_t)1 << 29, -(int64_t)ef_srdhm(half_denominator, x));
+        x = ef_add32(x, ef_shl_sat(ef_srdhm(x, one_minus), 2));
+    }
+    return ef_shl_sat(x, 1);
+}
+
+void ef_int_softmax(const int8_t *x, int8_t *y, int32_t outer, int32_t n, int32_t inner, int32_t mult,
+                    int32_t left_shift, int32_t diff_min) {
+    int32_t o, i, k;
+    for (o = 0; o < outer; ++o) {
+        for (i = 0; i < inner; ++i) {
+            const int8_t *xr = x + o * n * inner + i;
+            int8_t *yr = y + o * n * inner + i;
+            int32_t max = -128;
+            int32_t total = 0;
+            int32_t headroom = 0;
+            int32_t bits, r;
+            for (k = 0; k < n; ++k) {
+                max = xr[k * inner] > max ? xr[k * inner] : max;
+            }
+            for (k = 0; k < n; ++k) {
+                const int32_t d = xr[k * inner] - max;
+                if (d >= diff_min) {
+                    total += ef_rdbpot(ef_exp_negative(ef_srdhm(ef_shl_sat(d, left_shift), mult)), 12);
+                }
+            }
+            while (headroom < 32 && !((uint32_t)total & (0x80000000u >> headroom))) {
+                ++headroom; /* leading zeros of total (>= 1: the maximum contributes exp(0)) */
+            }
+            bits = 12 - headroom;
+            r = ef_one_over_one_plus_x((int32_t)(((int64_t)((uint32_t)total << headroom)) - ((int64_t)1 << 31)));
+            for (k = 0; k < n; ++k) {
+                const int32_t d = xr[k * inner] - max;
+                int32_t q = -128;
+                if (d >= diff_min) {
+                    const int32_t e = ef_exp_negative(ef_srdhm(ef_shl_sat(d, left_shift), mult));
+                    q = ef_clip((int64_t)ef_rdbpot(ef_srdhm(r, e), bits + 31 - 8) - 128, -128, 127);
+                }
+                yr[k * inner] = (int8_t)q;
+            }
+        }
+    }
+}
+
 void ef_concat_part(const int8_t *x, int8_t *y, int32_t outer, int32_t inner, int32_t out_inner,
                     const ef_quant *q, const int32_t *rq) {
     int32_t o;

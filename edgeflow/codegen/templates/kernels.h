@@ -45,6 +45,10 @@ void ef_global_avg_pool(const int8_t *x, int8_t *y, int32_t channels, int32_t si
 void ef_clamp(const int8_t *x, int8_t *y, int32_t size, int32_t lo, int32_t hi);
 /* y = clamp(out_zp + MultiplyByQuantizedMultiplier(x - in_zp, rq[0], rq[1])). */
 void ef_rescale(const int8_t *x, int8_t *y, int32_t size, const ef_quant *q, const int32_t *rq);
+/* TFLite's int8 SOFTMAX (gemmlowp fixed point, output scale 1/256, zero point -128) over n values
+ * `inner` apart, for each of outer x inner rows. */
+void ef_int_softmax(const int8_t *x, int8_t *y, int32_t outer, int32_t n, int32_t inner, int32_t mult,
+                    int32_t left_shift, int32_t diff_min);
 /* t: {d0, d1, d2, d3, s0, s1, s2, s3}: y (dims d, row-major) [i0][i1][i2][i3] = x[sum i_k * s_k]. */
 void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t);
 /* Copies `inner` elements of x per `outer` block into y at a stride of `out_inner`; rq (NULL: copy)
