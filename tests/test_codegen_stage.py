@@ -21,12 +21,13 @@ from tests.runtime_helpers import f32, i8, save, vi, zoo_qdq_export, zoo_quantiz
 torch = pytest.importorskip("torch")
 
 
-def _transpose_model(tmp_path):
+def _pad_model(tmp_path):
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
-             helper.make_node("Transpose", ["q"], ["t"], perm=[0, 1, 3, 2], name="swap"),
+             helper.make_node("Pad", ["q", "pads", "z"], ["t"], mode="constant", name="border"),
              helper.make_node("DequantizeLinear", ["t", "s", "z"], ["y"], name="dequant")]
     return save(nodes, [vi("x", TensorProto.FLOAT, [1, 2, 4, 4])], [vi("y", TensorProto.FLOAT, None)],
-                {"s": f32(0.05), "z": i8(3)}, tmp_path / "transpose.onnx")
+                {"s": f32(0.05), "z": i8(3), "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)},
+                tmp_path / "pad.onnx")
 
 
 def _no_arm(monkeypatch):
@@ -37,26 +38,39 @@ def _no_arm(monkeypatch):
 def test_unsupported_op_is_one_line_naming_op_and_node_and_writes_nothing(tmp_path, capsys):
     out = tmp_path / "out"
     with pytest.raises(SystemExit) as info:
-        codegen_app.main([str(_transpose_model(tmp_path)), "-o", str(out)])
+        codegen_app.main([str(_pad_model(tmp_path)), "-o", str(out)])
     err = capsys.readouterr().err
     assert info.value.code == 1
-    assert err.count("\n") == 1 and "unsupported op transpose (node 'swap')" in err, err
+    assert err.count("\n") == 1 and "unsupported op pad (node 'border')" in err, err
     assert not out.exists()
 
 
 def test_missing_toolchain_names_make_arm_toolchain(tmp_path, capsys, monkeypatch):
     _no_arm(monkeypatch)
     with pytest.raises(SystemExit) as info:
-        codegen_app.main([str(_transpose_model(tmp_path)), "-o", str(tmp_path / "o"), "--arm", "require"])
+        codegen_app.main([str(_pad_model(tmp_path)), "-o", str(tmp_path / "o"), "--arm", "require"])
     err = capsys.readouterr().err
     assert info.value.code == 1 and "make arm-toolchain" in err and "arm-none-eabi-gcc" in err and err.count("\n") == 1
     with pytest.raises(build.ToolchainMissing, match="make arm-toolchain"):
         build.build_arm(tmp_path)
 
 
+def test_cli_checks_a_fixed_batch_model_sample_by_sample(tmp_path, capsys):
+    """Quantize -> Transpose -> Dequantize with batch 1 declared: 3 samples, each bit-equal."""
+    nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
+             helper.make_node("Transpose", ["q"], ["t"], perm=[0, 2, 3, 1], name="to_nhwc"),
+             helper.make_node("DequantizeLinear", ["t", "s", "z"], ["y"], name="dequant")]
+    path = save(nodes, [vi("x", TensorProto.FLOAT, [1, 2, 3, 4])], [vi("y", TensorProto.FLOAT, None)],
+                {"s": f32(0.05), "z": i8(3)}, tmp_path / "t.onnx")
+    codegen_app.main([str(path), "-o", str(tmp_path / "c"), "--samples", "3", "--arm", "off"])
+    out = capsys.readouterr().out
+    assert "host: 100.00% of 3 samples bit-equal to the runtime (tflm)" in out
+    assert "ef_transpose(" in (tmp_path / "c" / "model.c").read_text()
+
+
 def test_cli_bad_arguments_exit_2(tmp_path, capsys):
-    for argv in (["missing.onnx", "-o", "x"], [str(_transpose_model(tmp_path)), "-o", "x", "--samples", "0"],
-                 [str(_transpose_model(tmp_path)), "-o", "x", "--dataset", "nope"]):
+    for argv in (["missing.onnx", "-o", "x"], [str(_pad_model(tmp_path)), "-o", "x", "--samples", "0"],
+                 [str(_pad_model(tmp_path)), "-o", "x", "--dataset", "nope"]):
         with pytest.raises(SystemExit) as info:
             codegen_app.main(argv)
         assert info.value.code == 2

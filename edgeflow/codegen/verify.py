@@ -30,9 +30,14 @@ class Verification:
 
 
 def runtime_io(program, model: CModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(int8 inputs, int8 outputs) of the C library's tensors, from ``Program.run(x, rounding="tflm")``."""
-    _, env = program.run(x, rounding="tflm", keep=True)
+    """(int8 inputs, int8 outputs) of the C library's tensors, from ``Program.run(x, rounding="tflm")``
+    (one sample at a time when the model declares a fixed batch other than ``len(x)``)."""
     n = len(x)
+    batch = program.inputs[0].shape[0] if program.inputs[0].shape else None
+    if batch is not None and batch != n:
+        pairs = [runtime_io(program, model, x[i:i + 1]) for i in range(n)]
+        return np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs])
+    _, env = program.run(x, rounding="tflm", keep=True)
     return env[model.input_name].reshape(n, -1), env[model.output_name].reshape(n, -1)
 
 
