@@ -1,7 +1,7 @@
 """Generated C on the zoo: host and Cortex-M4 (QEMU mps2-an386) bit-exactness, sizes, instructions.
 
     python benchmarks/codegen_zoo.py [--models cnn,tcn,resnet8,dscnn,mobilenet_v1] [--samples 16]
-                                     [--qemu-samples 2] [--hardware cortex_m4]
+                                     [--qemu-samples 2] [--hardware cortex_m4] [--tflite F.tflite,...]
 
 For each zoo model (seeded random weights, edgeflow's int8 QDQ export calibrated on random data):
 lower it in ``tflm`` rounding, generate the C project, check ``--samples`` random inputs on the host
@@ -9,7 +9,8 @@ build and ``--qemu-samples`` under QEMU against ``Program.run(x, rounding="tflm"
 markdown table: bit-equal samples, the profile's flash beside the ``.rodata`` of ``weights.o``, the
 planner's arena beside the library's ``.bss``, the library's ``.text``, instructions per inference
 (QEMU ``-icount shift=0`` + the board's 25 MHz timer; instructions, not cycles), MACs/instruction, and
-the target model's int8 MAC/cycle with its latency estimate. Without the ARM toolchain only the host
+the target model's int8 MAC/cycle with its latency estimate. ``--tflite`` adds int8 .tflite files
+(default: the MLPerf Tiny files of ``../shared/models/mlperf_tiny`` when present), fed random int8 inputs. Without the ARM toolchain only the host
 columns are filled (``make arm-toolchain``).
 """
 
@@ -23,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
 
 
 def main() -> None:
@@ -31,6 +33,7 @@ def main() -> None:
     p.add_argument("--samples", type=int, default=16)
     p.add_argument("--qemu-samples", type=int, default=2)
     p.add_argument("--hardware", default="cortex_m4")
+    p.add_argument("--tflite", default=",".join(str(f) for f in sorted(MLPERF.glob("*.tflite"))))
     args = p.parse_args()
 
     import edgeflow.runtime as rt
@@ -45,10 +48,17 @@ def main() -> None:
           f".text | instructions / inference | MACs / instruction | {args.hardware} MAC/cycle | profile latency ms |")
     print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
-        for name in args.models.split(","):
-            program = rt.load(zoo_qdq_export(name, Path(tmp)), rounding="tflm")
+        jobs = [(name, None) for name in args.models.split(",") if name]
+        jobs += [(Path(f).name, Path(f)) for f in args.tflite.split(",") if f]
+        for name, path in jobs:
+            program = rt.load(path or zoo_qdq_export(name, Path(tmp)), rounding="tflm")
             model = generate(program, Path(tmp) / f"c_{name}")
-            x = np.random.default_rng(0).normal(0, 1, (args.samples, *ZOO[name][0])).astype(np.float32)
+            rng = np.random.default_rng(0)
+            if path is None:
+                x = rng.normal(0, 1, (args.samples, *ZOO[name][0])).astype(np.float32)
+            else:
+                gi = program.inputs[0]
+                x = rng.integers(-128, 128, (args.samples, *gi.shape[1:])).astype(gi.dtype)
             v = verify(program, model, Path(tmp) / f"c_{name}", x, qemu_samples=args.qemu_samples)
             m = v.metrics
             lat = program.profile(hardware=hw).metrics()["latency_ms"]
@@ -61,7 +71,6 @@ def main() -> None:
                   f"{size('bss_bytes')} | {size('text_bytes')} | {instr} | {mpi} | {mpc} | {lat:.2f} |")
             if v.skipped:
                 print(f"<!-- {name}: {v.skipped} -->")
-
 
 if __name__ == "__main__":
     main()
