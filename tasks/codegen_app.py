@@ -3,8 +3,8 @@
     edgeflow-codegen MODEL.onnx -o DIR [--samples N] [--dataset NAME] [--arm auto|require|off]
                      [--qemu-samples N] [--hardware NAME]
 
-Lowers MODEL (a quantized ONNX file, a program saved by ``Program.save`` (.json), or a ``.tflite``
-file where the runtime reads them) to the runtime's integer program in ``tflm`` rounding, writes the
+Lowers MODEL (a quantized ONNX file, an int8 ``.tflite`` file, or a program saved by ``Program.save``,
+``.json``) to the runtime's integer program in ``tflm`` rounding, writes the
 C project into DIR (``edgeflow.codegen``), builds it with the host compiler and checks it on N
 samples (random normal inputs, or the first N of a dataset's test split) against the runtime. With
 the ARM toolchain (``make arm-toolchain``; ``--arm auto`` skips what is missing, ``require`` fails
@@ -32,7 +32,7 @@ def _parser() -> OneLineArgumentParser:
     p = OneLineArgumentParser(prog=PROG, description="Generate a C99 library from an int8 model and check it "
                               "bit-exact against edgeflow's runtime (tflm rounding), on the host and on a "
                               "Cortex-M4 under QEMU.")
-    p.add_argument("model", help="the .onnx file (or a program saved by Program.save, .json)")
+    p.add_argument("model", help="the .onnx or .tflite file (or a program saved by Program.save, .json)")
     p.add_argument("-o", "--output", required=True, help="folder of the generated C project")
     p.add_argument("--samples", type=int, default=16, help="samples checked against the runtime (default 16)")
     p.add_argument("--dataset", default=None, help="check on this dataset's test split (conf/dataset names) "

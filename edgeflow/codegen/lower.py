@@ -10,8 +10,10 @@ What the C library computes: the integer part of the program, from the int8 tens
 reads (or an int8 graph output). The float boundary stays with the caller; ``model.h`` gives its scales
 and zero points. Every requantization constant is computed here with ``edgeflow.runtime.quant``, by the
 same formulas as the runtime's kernels in ``tflm`` mode, so the C output is bit-equal to
-``Program.run(x, rounding="tflm")``. Tensors are stored row-major NCHW (batch 1) at the offsets of
-``Program.plan_memory()``; views (reshape) share their input's buffer.
+``Program.run(x, rounding="tflm")`` — double rounding, or LiteRT's single rounding where a node
+says ``single_rounding``; TFLite's MEAN multiplier where a global average pool says ``tflite_mean``;
+TFLite's fixed-point int8 softmax. Tensors are stored row-major in the IR's layout (NCHW, batch 1)
+at the offsets of ``Program.plan_memory()``; views (reshape) share their input's buffer.
 
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
