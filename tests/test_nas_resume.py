@@ -39,7 +39,7 @@ def test_an_interrupted_search_reruns_only_the_missing_trials(workdir: Path, mon
             raise KeyboardInterrupt  # Ctrl+C in the middle of trial 2
         return real_fit(model, ctx, cfg, **kw)
 
-    cfg = edgeflow.compose([*QUIET, "tracking.enabled=false", "stages.nas.n_trials=5"])
+    cfg = edgeflow.compose([*QUIET, "tracking.enabled=false", "stages.nas.n_trials=4"])
     monkeypatch.setattr(training, "fit", fit_interrupted_at_the_third)
     with pytest.raises(BaseException) as err:
         edgeflow.run(cfg)
@@ -54,10 +54,10 @@ def test_an_interrupted_search_reruns_only_the_missing_trials(workdir: Path, mon
     monkeypatch.setattr(training, "fit", lambda model, ctx, cfg, **kw: (fits.append(ctx.out_dir.name),
                                                                         real_fit(model, ctx, cfg, **kw))[1])
     r = edgeflow.run(cfg)
-    assert fits == ["trial_4", "trial_5", "trial_6"]  # trials 0, 1 kept; 2 (interrupted) and 3 (killed) redone
-    assert (r.metrics["nas/trials"], r.metrics["nas/complete"], r.metrics["nas/ran"]) == (5, 5, 3)
+    assert fits == ["trial_4", "trial_5"]  # trials 0, 1 kept; 2 (interrupted) and 3 (killed) redone
+    assert (r.metrics["nas/trials"], r.metrics["nas/complete"], r.metrics["nas/ran"]) == (4, 4, 2)
     states = [t.state.name for t in optuna.load_study(study_name="shared", storage=storage).get_trials()]
-    assert states == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "COMPLETE", "COMPLETE", "COMPLETE"]
+    assert states == ["COMPLETE", "COMPLETE", "FAIL", "FAIL", "COMPLETE", "COMPLETE"]
     again = edgeflow.run(cfg)  # a finished study: nothing runs, the same choice
     assert again.metrics["nas/ran"] == 0 and again.metrics["nas/chosen_trial"] == r.metrics["nas/chosen_trial"]
 
@@ -73,7 +73,7 @@ def _worker(overrides: list[str], home: str, queue: multiprocessing.Queue) -> No
 def test_two_workers_share_one_study(workdir: Path) -> None:
     from mlflow.tracking import MlflowClient
 
-    overrides = [*QUIET, "stages.nas.n_trials=6", "tracking.experiment=nas_workers"]
+    overrides = [*QUIET, "stages.nas.n_trials=4", "tracking.experiment=nas_workers"]
     ctx = multiprocessing.get_context("fork")  # the test process's imports are reused: no 15 s start-up
     queue = ctx.Queue()
     workers = [ctx.Process(target=_worker, args=(overrides, str(workdir), queue)) for _ in range(2)]
@@ -83,15 +83,15 @@ def test_two_workers_share_one_study(workdir: Path) -> None:
         w.join(timeout=300)
     assert [w.exitcode for w in workers] == [0, 0]
     results = [queue.get(timeout=5) for _ in workers]
-    assert sum(ran for _, ran in results) == 6
+    assert sum(ran for _, ran in results) == 4
     study = optuna.load_study(study_name="shared", storage=f"sqlite:///{workdir / 'optuna.db'}")
     trials = study.get_trials()
-    assert [t.number for t in trials] == list(range(6)) and all(t.state.name == "COMPLETE" for t in trials)
+    assert [t.number for t in trials] == list(range(4)) and all(t.state.name == "COMPLETE" for t in trials)
     assert len({t.user_attrs[WORKER] for t in trials}) == 2  # both processes ran trials
     client = MlflowClient(tracking_uri(workdir))
     experiment = client.get_experiment_by_name("nas_workers")
     children = client.search_runs([experiment.experiment_id], "tags.`nas.trial` != ''")
-    assert sorted(int(run.data.tags["nas.trial"]) for run in children) == list(range(6))
+    assert sorted(int(run.data.tags["nas.trial"]) for run in children) == list(range(4))
     assert {run.data.tags["mlflow.parentRunId"] for run in children} <= {run_id for run_id, _ in results}
     for run in children:
         assert run.info.status == "FINISHED" and run.data.tags["nas.outcome"] == "complete"

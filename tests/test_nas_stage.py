@@ -106,3 +106,16 @@ def test_a_candidate_that_fails_to_build_is_a_failed_trial(workdir: Path, tiny: 
     assert m["nas/trials"] == 6 and m["nas/failed"] == len(failed) >= 1 and m["nas/complete"] == 6 - len(failed) >= 1
     assert all("dropout probability has to be between 0 and 1" in row["reason"] for row in failed)
     assert "val_acc" not in m and "nas/val_acc" not in m  # a cost-only search trains nothing
+
+
+def test_the_median_pruner_stops_trailing_trials_from_their_epoch_accuracy(workdir: Path, tiny: DictConfig) -> None:
+    r = edgeflow.run(_with(tiny, {"strategy": "random", "objectives": ["val_acc"], "pruner": "median",
+                                  "trial_epochs": 3, "n_trials": 6}))
+    m = r.metrics
+    rows = _rows(r.run_dir)
+    pruned = [row for row in rows if row["outcome"] == "pruned"]
+    assert m["nas/pruned"] == len(pruned) >= 1 and m["nas/complete"] == 6 - len(pruned)
+    assert all(row["reason"] in ("pruned after epoch 0", "pruned after epoch 1") and not row.get("val_acc")
+               for row in pruned)
+    assert all(int(row["number"]) >= 2 for row in pruned)  # the first two trials start the median
+    assert m["nas/val_acc"] == max(float(row["val_acc"]) for row in rows if row["outcome"] == "complete")

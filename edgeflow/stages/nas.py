@@ -238,11 +238,12 @@ def _storage(cfg: Config) -> tuple[Any, Any]:
     if "://" not in url:
         return JournalStorage(JournalFileBackend(url)), partial(file_lock, f"{url}.lock")
     local = url.startswith("sqlite:///")
-    with warnings.catch_warnings():  # heartbeat_interval: experimental since Optuna 2.9
+    lock = partial(file_lock, f"{url[len('sqlite:///'):]}.lock") if local else contextlib.nullcontext
+    with lock(), warnings.catch_warnings():  # one worker creates the tables; heartbeat_interval is experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat_s,
                              engine_kwargs={"connect_args": {"timeout": 60}} if local else None)
-    return storage, partial(file_lock, f"{url[len('sqlite:///'):]}.lock") if local else contextlib.nullcontext
+    return storage, lock
 
 
 def _pruner(cfg: Config) -> Any:
