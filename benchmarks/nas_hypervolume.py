@@ -1,6 +1,6 @@
 """NAS strategies at the same budget (issue 13): hypervolume of the (val_acc, latency_ms) front on
 mnist1d / tcn space / cortex_m4 at int8, per strategy and seed, through ``recipe=nas_tcn_mnist1d``
-(its nas stage alone).
+(its nas stage alone, over the whole bundled tcn space, no latency constraint).
 
     .venv/bin/python benchmarks/nas_hypervolume.py [--strategies random nsga2 evolution rl]
         [--seeds 0 1 2] [--trials 24] [--epochs 3] [--subset 0.5] [extra overrides...]
@@ -58,6 +58,7 @@ def main() -> None:
                 f"stages.nas.strategy={strategy}", f"stages.nas.n_trials={args.trials}",
                 f"stages.nas.trial_epochs={args.epochs}", f"stages.nas.subset={args.subset}",
                 "stages.nas.reward_target=3.0", f"stages.nas.storage={db}", f"stages.nas.study_name={name}",
+                "stages.nas.constraints=[fits]", "stages.nas.space.choices.blocks.depth.low=1",  # the whole tcn space
                 "stages.nas.plots=false", *args.overrides]))
             walls.append(time.perf_counter() - started)
             complete = optuna.load_study(study_name=name, storage=db).get_trials(
