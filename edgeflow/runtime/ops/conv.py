@@ -5,20 +5,20 @@ y = requantize(acc) per output channel m (see ``edgeflow.runtime.quant``); paddi
 (real 0). Lowered as im2col + one exact float32 GEMM (K chunked, ``intgemm``); depthwise
 (one input channel per group) as a sum over kernel taps.
 
-Fast paths (``group == 1`` or depthwise, whenever max|x| * sum|w[m]| + |offset[m]| < 2**24 so that
-float32 is exact in any summation order): channel-last (NHWC) im2col from a strided window view,
-one cast copy per few images into a reused buffer whose last column is 1 (the weight matrix's last
-row holds bias - zp_x * colsum), float32 GEMM on one BLAS thread, float32 requantization; the output
-is the NCHW-shaped view of an NHWC array, which the next conv reads without a transpose. Depthwise
-convs multiply-add shifted slices (W-strided ones from per-phase copies). Both are bit-identical
-to the generic path below, which handles everything else.
+Fast paths, whenever every partial sum stays below 2**24 so that float32 is exact in any summation
+order: ``group == 1``: channel-last (NHWC) im2col from a strided window view, one cast copy per few
+images into a reused buffer whose last column is 1, one float32 GEMM on one BLAS thread; other
+groups (depthwise): torch's float32 channel-last convolution of the centred input
+(``edgeflow.runtime.torchconv``; numpy's shifted-slice sums were 2-4× slower). Both requantize in
+place in float32; the output is the NCHW-shaped view of an NHWC array, which the next conv reads
+without a transpose. Bit-identical to the generic path below, which handles everything else.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgeflow.runtime import intgemm, quant
+from edgeflow.runtime import intgemm, quant, torchconv
 from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op, requant_of
 from edgeflow.runtime.shapes import conv_output_size, resolve_pads
@@ -61,23 +61,22 @@ class Conv(Op):
         w2 = w_c.reshape(self.m, self.cg, *((1,) * (2 - self.nd)), *self.kernel).astype(np.float32)
         self.w4 = w2  # (M, Cg, KH, KW)
         self.wmat = w2.reshape(self.group, self.mg, self.cg * kk)  # (G, Mg, Kg)
-        # Channel-last fast paths. Every partial sum of sum_k x_k w_k + offset is bounded by
-        # max|x| * sum_k |w_k| + |offset| per output channel; below 2**24 a float32 GEMM (any K,
-        # any summation order) and the offset add are exact, so no K chunking and no float64.
-        l1 = np.abs(w_c).reshape(self.m, -1).sum(axis=1)
-        off = np.broadcast_to(np.asarray(self.acc_offset, dtype=np.int64), (self.m,))
-        self.exact32 = bool((self.bound_x * l1 + np.abs(off)).max(initial=0) < 2**24)
-        self.off32 = off.astype(np.float32)
-        self.fast_gemm = self.exact32 and self.group == 1
-        self.fast_dw = self.exact32 and self.depthwise
+        # group == 1 with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| * sum_k |w_k|
+        # + |offset|): one float32 GEMM (any K, any summation order) is exact; the weight matrix's last
+        # row holds the offset, matched by a column of ones in the im2col matrix
+        self.fast_gemm = self.group == 1 and torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
         if self.fast_gemm:
-            # (K + 1, M), K ordered (kh, kw, c) as the NHWC windows; the last row holds the offset,
-            # matched by a column of ones in the im2col matrix (bias and zero-point fold in the GEMM)
-            wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)
-            self.wk = np.ascontiguousarray(np.concatenate([wk, self.off32.reshape(1, -1)], axis=0))
-        if self.fast_dw:
-            self.wdw = np.ascontiguousarray(w2[:, 0].reshape(self.m, kk).T)  # (KH*KW, C)
-            self._dw_tiles: dict = {}
+            wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)  # K ordered (kh, kw, c) as NHWC windows
+            off32 = np.broadcast_to(np.asarray(self.acc_offset, np.float32), (self.m,)).reshape(1, -1)
+            self.wk = np.ascontiguousarray(np.concatenate([wk, off32], axis=0))
+        # other groups (depthwise): torch's float32 kernels under the same bound (torchconv)
+        x_bound = float(max(abs(v - self.zp_x) for v in quant.qrange(self.x_dtype)))
+        self.tconv = None
+        if not self.fast_gemm and torchconv.exact_bound(x_bound, w_c, self.bias):
+            raw_ok = torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
+            self.tconv = torchconv.ExactConv(w2, self.bias, self.acc_offset if raw_ok else None,
+                                             ((1,) * (2 - self.nd)) + self.strides,
+                                             ((1,) * (2 - self.nd)) + self.dilations, self.group)
 
     # ------------------------------------------------------------------ geometry
     def _geometry(self, x_shape: tuple[int, ...]):
@@ -151,56 +150,19 @@ class Conv(Op):
             raise ValueError(f"input spatial size {tuple(x.shape[2:])} too small for kernel {self.kernel}")
         return geo
 
-    def _run_nhwc(self, x: np.ndarray, mode: str) -> np.ndarray:
-        """Channel-last conv: NHWC im2col (one cast copy) + one float32 GEMM, or depthwise taps.
-
-        Returns the (N, M, *spatial) output as a transposed view of an (N, *spatial, M) array.
-        """
-        k2, s2, d2, p2, (oh, ow) = self._check(x)
-        n, c = x.shape[:2]
-        xh = intgemm.as_nhwc(x[:, :, None, :] if self.nd == 1 else x)  # (N, H, W, C) view
-        pads = (p2[0], p2[1], p2[2], p2[3])
-        rows = n * oh * ow
-        if self.fast_dw:
-            # sum over taps of shifted slices × per-channel weights, channel-last; W-strided convs
-            # read from per-phase copies so that every tap's (OW, C) block is contiguous and the
-            # weights, tiled OW times, broadcast over long inner loops
-            xp = intgemm.pad_nhwc(xh, pads, self.zp_x, np.float32, "pad")
-            sw = s2[1]
-            phases = [xp] if sw == 1 else [np.ascontiguousarray(xp[:, :, p::sw]) for p in range(sw)]
-            wt = self._dw_tiles.get(ow)
-            if wt is None:
-                wt = self._dw_tiles[ow] = (np.tile(self.wdw, (1, ow)), np.tile(self.off32, ow))
-            per_image = oh * ow * c * 4
-            nb = max(1, min(n, intgemm.CHUNK_BYTES // (2 * per_image)))  # acc + tmp in cache
-            acc_buf = intgemm.scratch("acc", (nb, oh, ow * c))
-            tmp_buf = intgemm.scratch("tmp", (nb, oh, ow * c))
-            dt = np.int32 if self.rq is None else self.rq.out_dtype
-            q = np.empty((rows, self.m), dtype=dt)
-            for n0 in range(0, n, nb):
-                b = min(nb, n - n0)
-                acc, tmp = acc_buf[:b], tmp_buf[:b]
-                t = 0
-                for i in range(k2[0]):
-                    h0 = i * d2[0]
-                    for j in range(k2[1]):
-                        ph, w0 = phases[(j * d2[1]) % sw], (j * d2[1]) // sw
-                        tap = intgemm.split_view(ph[n0:n0 + b, h0:h0 + s2[0] * (oh - 1) + 1:s2[0], w0:w0 + ow],
-                                                 (b, oh, ow * c))
-                        if t == 0:
-                            np.multiply(tap, wt[0][0], out=acc)
-                        else:
-                            np.multiply(tap, wt[0][t], out=tmp)
-                            acc += tmp
-                        t += 1
-                acc += wt[1]
-                qc = q[n0 * oh * ow:(n0 + b) * oh * ow]
-                if self.rq is None:
-                    np.copyto(qc, acc.reshape(-1, c), casting="unsafe")
-                else:
-                    self.rq.apply_last(acc.reshape(-1, c), mode, qc)
-            return self._to_nchw(q, n, oh, ow)
-        return self._gemm_nhwc(xh, n, c, k2, s2, d2, pads, oh, ow, mode)
+    def _run_torch(self, x: np.ndarray, mode: str) -> np.ndarray:
+        """Exact accumulators from ``torchconv`` (channel-last), requantized in place into an
+        (N, OH, OW, M) array; returns its (N, M, *spatial) view."""
+        _, _, _, p2, (oh, ow) = self._check(x)
+        n = x.shape[0]
+        acc = self.tconv(x[:, :, None, :] if self.nd == 1 else x, self.zp_x, p2).numpy()
+        a2 = np.moveaxis(acc, 1, -1).reshape(-1, self.m)  # a view: the tensor is channel-last
+        q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
+        if self.rq is None:
+            np.copyto(q, a2, casting="unsafe")
+        else:
+            self.rq.apply_last(a2, mode, q)
+        return self._to_nchw(q, n, oh, ow)
 
     def _to_nchw(self, q, n, oh, ow):
         q = q.reshape(n, oh * ow if self.nd == 1 else oh, *(() if self.nd == 1 else (ow,)), self.m)
@@ -238,11 +200,19 @@ class Conv(Op):
                 self.rq.apply_last(acc, mode, qc)
         return self._to_nchw(q, n, oh, ow)
 
+    def _run_gemm(self, x: np.ndarray, mode: str) -> np.ndarray:
+        k2, s2, d2, p2, (oh, ow) = self._check(x)
+        n, c = x.shape[:2]
+        xh = intgemm.as_nhwc(x[:, :, None, :] if self.nd == 1 else x)  # (N, H, W, C) view
+        return self._gemm_nhwc(xh, n, c, k2, s2, d2, p2, oh, ow, mode)
+
     def run(self, values, mode):
         x = values[0]
-        if self.fast_gemm or self.fast_dw:
+        if self.fast_gemm:
             with intgemm.single_threaded_blas:
-                return [self._run_nhwc(x, mode)]
+                return [self._run_gemm(x, mode)]
+        if self.tconv is not None:
+            return [self._run_torch(x, mode)]
         acc, axis, (n, m, oh, ow) = self.accumulate(x)
         out_shape = self.output_shape(x.shape)
         if self.rq is None:
