@@ -1,5 +1,5 @@
 """Adaptive inference acceptance figures (issue 15): ``recipe=big_little`` (digits cnn, little cnn
-[4, 8], cortex_m4), ``recipe=early_exit`` (MNIST-1D tcn, an exit at half depth) and
+[4, 8], cortex_m4; int8 parts exported and run on the int8 runtime), ``recipe=early_exit`` (MNIST-1D tcn, an exit at half depth) and
 ``recipe=partition`` (digits cnn, cortex_m4 -> rpi4), each at its defaults.
 
     .venv/bin/python benchmarks/adaptive_figures.py [--only big_little|early_exit|partition] [--seed 0]
@@ -33,7 +33,7 @@ def main() -> None:
         stage = "partition" if recipe == "partition" else "adaptive"
         print(f"== {recipe} (seed {args.seed}): evaluate/test_acc {r.metrics['evaluate/test_acc']:.2f}")
         for key, value in r.metrics.items():
-            if key.startswith(f"{stage}/"):
+            if key.startswith(f"{stage}/") or key.startswith(f"profile/{stage}/"):
                 print(f"   {key:32s} {value:.4f}")
         if recipe == "big_little" and args.png:
             shutil.copy(r.artifacts["adaptive/curve_png"], args.png)

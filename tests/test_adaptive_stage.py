@@ -1,9 +1,11 @@
 """The adaptive stage on digits: a big/little system calibrated on validation data only (the test
-split is never opened before the threshold is fixed), its figures, curve files and saved state; an
+split is never opened before the threshold is fixed), its figures, curve files and saved state, its
+int8 parts exported and run on the int8 runtime with decisions agreeing with the PyTorch system; an
 early-exit system; and one-line errors for bad exits, thresholds and little models."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -48,6 +50,14 @@ def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch:
     rows = Path(r.artifacts["adaptive/curve_csv"]).read_text().splitlines()
     assert rows[0].startswith("theta,val_acc,val_share_little,val_share_big,val_expected_energy_uj") and len(rows) > 100
     assert Path(r.artifacts["adaptive/curve_png"]).stat().st_size > 10_000
+    # the int8 system: one QDQ file per part + policy.json, run on the int8 runtime, θ re-calibrated on its scores
+    policy = json.loads((r.run_dir / "export" / "adaptive" / "policy.json").read_text())
+    assert policy["order"] == ["little", "big"] and policy["files"] == ["little.onnx", "big.onnx"]
+    assert policy["thresholds"] == pytest.approx([m["adaptive/theta"]]) and policy["measure"] == "score_margin"
+    assert m["profile/adaptive/decision_agreement"] >= 99.0
+    assert abs(m["profile/adaptive/test_acc"] - m["adaptive/test_acc"]) <= 1.0
+    assert m["profile/adaptive/little/energy_uj"] < 0.5 * m["profile/adaptive/big/energy_uj"] == pytest.approx(
+        0.5 * m["profile/energy_uj"])
     loaded = State.load(r.run_dir / "state")                          # the system is one saveable module
     system = loaded.models["adaptive"].eval()
     assert system.thresholds.tolist() == pytest.approx([m["adaptive/theta"]])

@@ -2,7 +2,9 @@
 the operating curve ("adaptive calibration").
 
 - ``system: big_little``: the model entering the stage is *big*; *little* is the zoo model ``little``,
-  trained here (a sub-run ``little``) with the stage's training settings;
+  trained here (a sub-run ``little``) with the stage's training settings; with ``quantize``
+  (``QuantConfig`` keys) both parts are quantized after training (PTQ on 8 training batches), so the
+  system's scores are int8 scores and ``export`` / ``profile`` deploy it part by part;
 - ``system: early_exit``: heads at ``exits`` (module paths among the chain units holding a
   Conv/Linear, or fractions of depth), trained with the weighted exit loss ``exit_weights`` jointly
   with the backbone (``train: joint``) or alone on the frozen backbone (``train: heads``).
@@ -12,7 +14,7 @@ decision; a sample is served by the first path whose ``measure`` is above θ) an
 operating point (``theta`` fixes it instead); only then does the test split run, at that θ. Costs
 are the analytical model of ``hardware`` (the run's target by default), layers without quantizers at
 ``default_bits``. The system (parts and thresholds in one module) joins the state as ``adaptive``;
-``model`` stays the model that entered.
+``model`` stays the model that entered (with ``quantize``: its int8 copy, the system's big part).
 
 Metrics: ``test_acc`` (the system at θ, through its own forward), ``big_test_acc`` (the biggest path
 alone), ``acc_drop`` (big − system), ``val_acc``, ``theta``, ``rule_met``, ``expected_energy_uj``,
@@ -77,6 +79,7 @@ class Config(TrainingStageConfig):
     steps: int = 100
     default_bits: int = 8
     hardware: str | None = None
+    quantize: Any = None
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -105,8 +108,28 @@ class Config(TrainingStageConfig):
         require(self.default_bits in (1, 2, 4, 8, 16, 32), "default_bits", "one of 1, 2, 4, 8, 16, 32",
                 self.default_bits)
         check_targets(self.hardware)
+        if self.quantize is not None:
+            require(self.system == "big_little", "quantize", "null for system early_exit (int8 parts: big_little only)",
+                    self.quantize)
+            quant_config(self.quantize)
         require(self.hardware is None or isinstance(self.hardware, str), "hardware", "null or one target name",
                 self.hardware)
+
+
+def quant_config(spec: Any) -> Any:
+    """The ``QuantConfig`` of mapping ``spec`` (``{weight_bits: 8}``); a ``ConfigError`` under ``quantize``."""
+    from edgeflow.methods.quantization.spec import QuantConfig
+
+    if not isinstance(spec, dict):
+        raise ConfigError("quantize", f"must be null or a mapping of quantization keys (weight_bits, ...), got {spec!r}")
+    try:
+        config = QuantConfig(**spec)
+        config.check()
+    except TypeError as err:
+        raise ConfigError("quantize", f"unknown quantization key ({err})") from None
+    except ConfigError as err:
+        raise err.under("quantize") from None
+    return config
 
 
 def check(cfg: Config, state: State) -> None:
@@ -137,11 +160,21 @@ def _build(cfg: Config, state: State, ctx: StageContext) -> Any:
         little = build_spec(cfg.little, "little", state.input_shape, state.num_classes)
         with ctx.child("little") as sub:
             fit(little, sub, cfg)
-        system = BigLittle([little, base], cfg.measure)
-        set_blueprint(system, [blueprint_step(system, [blueprint_of(little), blueprint_of(base)])])
+        parts = [little, base]
+        if cfg.quantize is not None:   # post-training int8 parts: calibration then sees int8 scores
+            from edgeflow.methods.quantization import calibrate, freeze_observers, quantize_model
+
+            parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize)) for p in parts]
+            for part in parts:
+                calibrate(part, ctx.data.train_dataloader(), 8)
+                freeze_observers(part)
+        system = BigLittle(parts, cfg.measure)
+        system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
+        set_blueprint(system, [blueprint_step(system, [blueprint_of(p) for p in parts])])
         return system
     source = blueprint_of(base)
     system = EarlyExit.from_model(base, cfg.exits, state.num_classes, state.input_shape, cfg.measure)
+    system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
     weights = cfg.exit_weights or [1.0] * system.num_paths
     system.segments.requires_grad_(cfg.train == "joint")
     fit(system, ctx, cfg, loss=exit_loss(weights, heads_only=cfg.train == "heads"))
@@ -197,5 +230,9 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     csv = write_csv(ctx.out_dir / "curve.csv", rows)
     png = plot_curve(val_curve, test_curve, choice.point, test_point, names, reference, cfg.objective,
                      ctx.out_dir / "curve.png", f"{system.system}, {cfg.measure}: {choice.message}")
+    if cfg.quantize is not None:   # the int8 big part is the pipeline's model: export / profile deploy it too
+        import copy
+
+        state = state.with_model(copy.deepcopy(system.parts[-1]))
     return StageResult(state=state.with_model(system, ADAPTIVE), metrics=metrics,
                        artifacts={"curve_csv": csv, "curve_png": png})

@@ -27,7 +27,8 @@ from edgeflow.methods.adaptive.confidence import MEASURES, confidence
 
 
 class AdaptiveSystem(nn.Module):
-    """Base: ``measure``, ``thresholds`` (buffer ``[P − 1]``), ``path_names``; subclasses give ``step``."""
+    """Base: ``measure``, ``thresholds`` (buffer ``[P − 1]``), ``path_names``, ``calibration`` (the rule
+    and objective that chose the thresholds, for re-calibration on integer scores); subclasses give ``step``."""
 
     system = ""
 
@@ -36,6 +37,7 @@ class AdaptiveSystem(nn.Module):
         if measure not in MEASURES:
             raise ValueError(f"unknown confidence measure {measure!r}; allowed: {', '.join(MEASURES)}")
         self.measure = measure
+        self.calibration: dict[str, Any] = {"rule": {"min_cost_at_drop": 0.5}, "objective": "energy_uj"}
         self.register_buffer("thresholds", torch.ones(paths - 1))
 
     @property
@@ -262,7 +264,7 @@ def blueprint_step(system: AdaptiveSystem, parts: Sequence[list[dict]], **extra:
     """The blueprint step rebuilding ``system``: ``parts`` are the blueprints of its models (big/little:
     each part; early exit: the model it was cut from)."""
     return {"op": "adaptive", "system": system.system, "measure": system.measure, "parts": [list(p) for p in parts],
-            **extra}
+            "calibration": dict(system.calibration), **extra}
 
 
 def rebuild(step: dict) -> AdaptiveSystem:
@@ -271,8 +273,11 @@ def rebuild(step: dict) -> AdaptiveSystem:
 
     parts = [rebuild_model(p) for p in step["parts"]]
     if step["system"] == "big_little":
-        return BigLittle(parts, step["measure"], step.get("names"))
-    if step["system"] == "early_exit":
-        return EarlyExit.from_model(parts[0], step["exits"], step["num_classes"], tuple(step["input_shape"]),
-                                    step["measure"])
-    raise ValueError(f"unknown adaptive system {step['system']!r}")
+        system: AdaptiveSystem = BigLittle(parts, step["measure"], step.get("names"))
+    elif step["system"] == "early_exit":
+        system = EarlyExit.from_model(parts[0], step["exits"], step["num_classes"], tuple(step["input_shape"]),
+                                      step["measure"])
+    else:
+        raise ValueError(f"unknown adaptive system {step['system']!r}")
+    system.calibration = dict(step.get("calibration", system.calibration))
+    return system
