@@ -77,6 +77,9 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         if cfg.plots:
             artifacts.update({target.key(k): p for k, p in plot_profile(prof, folder).items()})
     metrics["fresh_export"] = float(fresh)
+    from edgeflow.stages._adaptive_deploy import profile_adaptive  # an exported big/little system, on integers
+
+    metrics.update(profile_adaptive(state, ctx, cfg.rounding))
     ref_acc = state.reference_metrics.get("test_acc")
     if ref_acc is not None and "test_acc" in metrics:
         metrics["acc_drop"] = float(ref_acc) - metrics["test_acc"]
