@@ -55,7 +55,10 @@ def _rows(run_dir: Path) -> list[dict]:
 
 @pytest.mark.parametrize("strategy", sorted(STRATEGIES))
 def test_tiny_search_per_strategy_hands_the_chosen_zoo_model_on(workdir: Path, tiny: DictConfig, strategy: str) -> None:
-    r = edgeflow.run(_with(tiny, {"strategy": strategy, **STRATEGIES[strategy]}))
+    journal = workdir / "study.log"  # random runs on Optuna's journal file storage, the others on SQLite
+    storage = {"storage": str(journal)} if strategy == "random" else {}
+    r = edgeflow.run(_with(tiny, {"strategy": strategy, **STRATEGIES[strategy], **storage}))
+    assert journal.is_file() == (strategy == "random") and (workdir / "optuna.db").is_file() != (strategy == "random")
     m = r.metrics
     assert (m["nas/trials"], m["nas/complete"], m["nas/ran"], m["nas/failed"]) == (2, 2, 2, 0), m
     assert 0 < m["nas/val_acc"] <= 100 and m["nas/fits"] == 1
