@@ -89,3 +89,19 @@ def test_requantization_matches_quant_on_edge_values(tmp_path):
         want = quant.multiply_by_quantized_multiplier(xs, m, s)
         got = np.array([f(int(x), int(m), int(s)) for x in xs])
         assert np.array_equal(got, want), (m, s)
+
+
+def test_onnxruntime_qoperator_per_tensor_file(tmp_path):
+    """A file from onnxruntime's quantize_static (QOperator, per-tensor weights: one multiplier for
+    all channels) generates, builds and agrees bit for bit too."""
+    import edgeflow.runtime as rt
+    from edgeflow.codegen import generate
+    from tests.test_runtime_models import ptq
+
+    program = rt.load(ptq(tmp_path, "tcn", "QOperator", per_channel=False), rounding="tflm")
+    model = generate(program, tmp_path / "c")
+    assert model.weights_bytes == program.flash_bytes
+    assert all(a.values.size == 1 for a in model.arrays if a.name.startswith("ef_m"))  # per tensor
+    xi, ref = runtime_io(program, model, np.random.default_rng(4).normal(0, 1, (8, 1, 64)).astype(np.float32))
+    build.build_host(tmp_path / "c")
+    assert np.array_equal(build.run_host(tmp_path / "c", xi, model.input_size, model.output_size), ref)
