@@ -9,7 +9,7 @@ build and ``--qemu-samples`` under QEMU against ``Program.run(x, rounding="tflm"
 markdown table: bit-equal samples, the profile's flash beside the ``.rodata`` of ``weights.o``, the
 planner's arena beside the library's ``.bss``, the library's ``.text``, instructions per inference
 (QEMU ``-icount shift=0`` + the board's 25 MHz timer; instructions, not cycles), MACs/instruction, and
-the target model's int8 MAC/cycle with its latency estimate. ``--tflite`` adds int8 .tflite files
+the target model's int8 MAC/cycle with its latency estimate and the cycles it implies (latency × clock). ``--tflite`` adds int8 .tflite files
 (default: the MLPerf Tiny files of ``../shared/models/mlperf_tiny`` when present), fed random int8 inputs. Without the ARM toolchain only the host
 columns are filled (``make arm-toolchain``).
 """
@@ -45,8 +45,9 @@ def main() -> None:
     hw = load_hw(args.hardware)
     mpc = hw.cfg.mac_per_cycle["int8"]
     print(f"| model | MACs | host bit-equal | QEMU bit-equal | profile flash | weights.o .rodata | arena | .bss | "
-          f".text | instructions / inference | MACs / instruction | {args.hardware} MAC/cycle | profile latency ms |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          f".text | instructions / inference | MACs / instruction | {args.hardware} MAC/cycle | profile latency ms | "
+          "model cycles |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     with tempfile.TemporaryDirectory() as tmp:
         jobs = [(name, None) for name in args.models.split(",") if name]
         jobs += [(Path(f).name, Path(f)) for f in args.tflite.split(",") if f]
@@ -68,7 +69,8 @@ def main() -> None:
             mpi = f"{m['macs_per_instruction']:.3f}" if "instructions" in m else "—"
             print(f"| {name} | {int(m['macs']):,} | {m['host_agreement']:.0%} of {len(x)} | {qemu} | "
                   f"{program.flash_bytes:,} | {size('weights_rodata_bytes')} | {int(m['arena_bytes']):,} | "
-                  f"{size('bss_bytes')} | {size('text_bytes')} | {instr} | {mpi} | {mpc} | {lat:.2f} |")
+                  f"{size('bss_bytes')} | {size('text_bytes')} | {instr} | {mpi} | {mpc} | {lat:.2f} | "
+                  f"{lat * hw.cfg.clock_hz / 1000:,.0f} |")
             if v.skipped:
                 print(f"<!-- {name}: {v.skipped} -->")
 
