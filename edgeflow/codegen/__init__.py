@@ -15,14 +15,18 @@ measures section sizes and runs it under QEMU with instruction counting.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from edgeflow.codegen.lower import SUPPORTED, CModel, lower
+
+if TYPE_CHECKING:
+    from edgeflow.runtime.program import Program
 
 __all__ = ["SUPPORTED", "CModel", "generate", "lower"]
 
 
-def generate(program, out_dir: str | Path, source: str | None = None) -> CModel:
-    """Lower ``program`` (an ``edgeflow.runtime.Program``) and write its C project into ``out_dir``.
+def generate(program: Program, out_dir: str | Path, source: str | None = None) -> CModel:
+    """Lower ``program`` and write its C project into ``out_dir``.
 
     ``source`` names the model in the generated files' comments (default: the program's file name).
     Returns the lowered ``CModel`` (shapes, quantization, arena, constants).

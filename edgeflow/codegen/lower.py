@@ -32,7 +32,7 @@ from edgeflow.runtime import quant
 from edgeflow.runtime.errors import UnsupportedOpError
 from edgeflow.runtime.ir import Node
 from edgeflow.runtime.program import Program
-from edgeflow.runtime.shapes import conv_output_size, pool_geometry, resolve_pads
+from edgeflow.runtime.shapes import pool_geometry, resolve_pads
 
 INT8 = np.dtype(np.int8)
 SUPPORTED = ("conv", "fully_connected", "add", "max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose",
@@ -245,10 +245,6 @@ class _Lowering:
                             tuple(at["pads"]) if at["pads"] else None)
         if nd == 1:
             kernel, strides, dil, pads = (1,) + kernel, (1,) + strides, (1,) + dil, (0, pads[0], 0, pads[1])
-        for ax in range(2):
-            size = conv_output_size((cin[1], cin[2])[ax], kernel[ax], strides[ax], dil[ax], pads[ax], pads[ax + 2])
-            if size != (cout[1], cout[2])[ax]:  # pragma: no cover - the runtime's shapes agree by construction
-                raise UnsupportedOpError(node.kind, node.name, "output size does not match the geometry")
         m, s, flags, act = self.requant_arrays(node, i)
         g = self.geom_desc(i, cin, cout, kernel, strides, dil, (pads[0], pads[1]), int(at["group"]))
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)

@@ -18,6 +18,7 @@ import numpy as np
 
 from edgeflow.codegen import build
 from edgeflow.codegen.lower import CModel
+from edgeflow.runtime.program import Program
 
 
 @dataclass
@@ -29,7 +30,7 @@ class Verification:
     skipped: str | None = None
 
 
-def runtime_io(program, model: CModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def runtime_io(program: Program, model: CModel, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(int8 inputs, int8 outputs) of the C library's tensors, from ``Program.run(x, rounding="tflm")``
     (one sample at a time when the model declares a fixed batch other than ``len(x)``)."""
     n = len(x)
@@ -46,7 +47,7 @@ def agreement(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.mean(np.all(a == b, axis=1))) if len(a) else 0.0
 
 
-def verify(program, model: CModel, project: str | Path, x: np.ndarray, arm: bool = True,
+def verify(program: Program, model: CModel, project: str | Path, x: np.ndarray, arm: bool = True,
            qemu_samples: int = 8) -> Verification:
     """Host build + agreement on ``x`` (float samples, batch first); with ``arm``, sizes and QEMU when present."""
     project = Path(project)
