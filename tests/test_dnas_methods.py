@@ -1,6 +1,6 @@
 """DNAS methods without the pipeline: the exported PIT model equals the masked supernet on every zoo
-model, the soft cost of the architecture the masks / bit choices select equals ``analyze`` + estimate
-of the exported model, and the export replays from its blueprint (``State.load``) exactly."""
+model, the soft cost of the architecture the masks / bit choices / choice blocks select equals
+``analyze`` + estimate of the exported model, and the exports replay from their blueprint exactly."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from edgeflow.hardware import analyze, load
-from edgeflow.methods.dnas import PIT, MixedPrecision
+from edgeflow.methods.dnas import PIT, ChoiceSupernet, MixedPrecision
 from edgeflow.models import build_model
 from edgeflow.state import State
 
@@ -101,3 +101,28 @@ def test_mixed_precision_cost_equals_the_exported_model(name: str, shape: tuple)
     with torch.no_grad():
         assert (net(x) - exported(x)).abs().max() <= 1e-5
         assert _relative_gap(net.soft_cost(HW), exported, shape) <= 1e-5
+
+
+@pytest.mark.parametrize("name,shape", [("tcn", (1, 40)), ("dscnn", (1, 49, 10))])
+def test_choice_supernet_export_cost_and_blueprint(name: str, shape: tuple) -> None:
+    from edgeflow.models.blueprint import blueprint_of, rebuild, set_blueprint
+
+    torch.manual_seed(0)
+    model = build_model(name, shape, 10)
+    set_blueprint(model, [{"op": "zoo", "name": name, "input_shape": list(shape), "num_classes": 10, "options": {}}])
+    net = ChoiceSupernet(model, shape, kernel_sizes=(3, 5, 7), identity=True, sampling="gumbel")
+    assert len(net.blocks) == 4 and all("identity" in r["probs"] for r in net.architecture()[1:])
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():                                        # one-hot choices, identity among them
+        for p in net.arch_parameters():
+            p.copy_(torch.where(torch.arange(p.numel()) == torch.randint(p.numel(), (), generator=g), 0.0, -1e4))
+    choices = [r["choice"] for r in net.architecture()]
+    assert "identity" in choices and len(set(choices)) >= 3, choices
+    net.eval()
+    exported = net.export().eval()
+    x = torch.randn(4, *shape)
+    rebuilt = rebuild(blueprint_of(exported))
+    rebuilt.load_state_dict(exported.state_dict())
+    with torch.no_grad():
+        assert torch.equal(net(x), exported(x)) and torch.equal(rebuilt.eval()(x), exported(x))
+        assert _relative_gap(net.soft_cost(HW), exported, shape, bits=8) <= 1e-5

@@ -13,6 +13,8 @@ and saves the weights as a plain state dict (``torch.load(weights_only=True)``):
 - ``{"op": "quantize", "input_shape", "config": {...}, "bn"}`` — ``quantize_model(model, input_shape,
   QuantConfig(**config), bn=bn)``;
 - ``{"op": "fold_simulated_bn"}`` — QAT's BatchNorm folding at the end of ``bn: simulate``;
+- ``{"op": "identity", "modules": [name, ...]}`` — modules replaced by ``nn.Identity`` (a DNAS
+  supernet skipped those blocks);
 - ``{"op": "fold_bn"}`` — BatchNorm folded into the float layers it follows and replaced by
   ``nn.Identity`` (``fold_batchnorm``; the cluster stage).
 - ``{"op": "adaptive", "system", "measure", "parts": [blueprint, ...], ...}`` — an adaptive system
@@ -163,7 +165,17 @@ def _adaptive(_: Any, step: dict) -> nn.Module:
     return rebuild_system(step)
 
 
-_REPLAY = {"zoo": _zoo, "target": _target, "resize": _resize, "quantize": _quantize,
+def _identity(model: nn.Module, step: dict) -> nn.Module:
+    from torch import nn
+
+    from edgeflow.graph import set_submodule
+
+    for name in step["modules"]:
+        set_submodule(model, name, nn.Identity())
+    return model
+
+
+_REPLAY = {"zoo": _zoo, "target": _target, "resize": _resize, "quantize": _quantize, "identity": _identity,
            "fold_simulated_bn": _fold_simulated_bn, "fold_bn": _fold_bn, "adaptive": _adaptive}
 
 

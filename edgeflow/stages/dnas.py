@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import MAX_EPOCHS, ConfigError, require, require_choice, require_finite
-from edgeflow.methods.dnas.spec import COSTS, METHODS
+from edgeflow.methods.dnas.spec import COSTS, METHODS, SAMPLINGS
 from edgeflow.training.schema import TrainingStageConfig
 
 if TYPE_CHECKING:
@@ -34,7 +34,7 @@ class Config(TrainingStageConfig):
 
     max_epochs: int = 10
     lr: float = 0.001
-    method: str = "pit"                 # pit | mps (supernet: see README)
+    method: str = "pit"                 # pit | mps | supernet
     search_channels: bool = True        # pit: output-channel masks on every prunable channel group
     search_kernel: bool = False         # pit: receptive-field masks on 'same'-padded stride-1 Conv1d
     search_dilation: bool = False       # pit: dilation masks on the same Conv1d layers
@@ -47,6 +47,11 @@ class Config(TrainingStageConfig):
     weight_bits: list[int] = field(default_factory=lambda: [2, 4, 8])   # mps: weight bit-width candidates, 1..8
     act_bits: list[int] = field(default_factory=lambda: [4, 8])         # mps: activation candidates, 2..8
     calib_batches: int = 8              # mps: training batches that set the candidates' activation ranges
+    kernel_sizes: list[int] = field(default_factory=lambda: [3, 5, 7])   # supernet: kernel candidates (odd)
+    identity: bool = True               # supernet: an identity candidate where a block keeps its shape (depth)
+    sampling: str = "softmax"           # supernet: softmax | gumbel | hard (straight-through one-hot)
+    temperature: float = 1.0            # supernet: softmax / Gumbel temperature at the first search epoch
+    final_temperature: float = 0.1      # supernet: ... at the last (exponential schedule)
     search_epochs: int = 20
     warmup_epochs: int = 5              # weights only, no regulariser, before the search
     weight_lr: float = 0.001            # weights' Adam learning rate during warm-up and search
@@ -56,7 +61,12 @@ class Config(TrainingStageConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         require_choice(self.method, "method", METHODS)
-        require(self.method in ("pit", "mps"), "method", "pit or mps (supernet is not built yet)", self.method)
+        require(bool(self.kernel_sizes) and all(isinstance(k, int) and not isinstance(k, bool) and 1 <= k <= 31
+                                                 and k % 2 == 1 for k in self.kernel_sizes),
+                "kernel_sizes", "a non-empty list of odd integers in 1..31", self.kernel_sizes)
+        require_choice(self.sampling, "sampling", SAMPLINGS)
+        for key in ("temperature", "final_temperature"):
+            require_finite(getattr(self, key), key, "a finite float in (0, 100]", 0 < getattr(self, key) <= 100)
         if self.cost is not None:
             require_choice(self.cost, "cost", COSTS)
         require_finite(self.strength, "strength", "a finite float >= 0", self.strength >= 0)
@@ -101,6 +111,12 @@ def check(cfg: Config, state: State) -> None:
         if is_quantized(state.model):
             raise ConfigError("method", "mps searches the bit-widths of a float model; this one is quantized "
                                         "already (ptq/qat ran before): put dnas before them")
+    elif cfg.method == "supernet":
+        from edgeflow.methods.dnas import choice_blocks
+
+        if not choice_blocks(state.model, state.input_shape):
+            raise ConfigError("method", "supernet needs conv -> BatchNorm -> ReLU blocks (an nn.Sequential starting "
+                                        "with a stride-1, 'same'-padded conv with an odd kernel); the model has none")
     elif cfg.search_kernel or cfg.search_dilation:
         if not any(time_searchable(m) for m in state.model.modules()):
             from torch import nn
@@ -115,7 +131,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     import torch
 
     from edgeflow.hardware import analyze
-    from edgeflow.methods.dnas import PIT, MixedPrecision, Regularizer, search
+    from edgeflow.methods.dnas import PIT, ChoiceSupernet, MixedPrecision, Regularizer, search
     from edgeflow.methods.dnas.report import architecture_figure
     from edgeflow.methods.pruning.masks import matches
     from edgeflow.stages._common import float_reference, write_csv
@@ -130,9 +146,11 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
                   search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
                   default_bits=cfg.default_bits)
-    else:
+    elif cfg.method == "mps":
         net = MixedPrecision(state.model, shape, cfg.weight_bits, cfg.act_bits)
         net.calibrate(ctx.data.train_dataloader(), cfg.calib_batches)
+    else:
+        net = ChoiceSupernet(state.model, shape, cfg.kernel_sizes, cfg.identity, cfg.sampling, cfg.default_bits)
     reg = Regularizer(cfg.cost, cfg.strength, dict(cfg.targets), cfg.target_strength, ramp_epochs=cfg.search_epochs // 2)
 
     def log(epoch: int, row: dict[str, float]) -> None:
@@ -140,7 +158,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
 
     rows = search(net, ctx.data.train_dataloader(), ctx.data.val_dataloader(), hw, reg, epochs=cfg.search_epochs,
                   warmup_epochs=cfg.warmup_epochs, weight_lr=cfg.weight_lr, arch_lr=cfg.arch_lr,
-                  arch_optimizer=cfg.arch_optimizer, on_epoch=log)
+                  arch_optimizer=cfg.arch_optimizer, on_epoch=log, before_epoch=_temperature(cfg, net))
     with torch.no_grad():
         found = {k: float(v) for k, v in net.soft_cost(hw).items()}
     model = net.export().train()
@@ -181,3 +199,16 @@ def _mean_bits(cost: Any) -> float:
     """Mean bits per weight over the Conv/Linear layers, weighted by their weight counts."""
     total = sum(layer.weights for layer in cost.layers)
     return sum(layer.weights * layer.weight_bits for layer in cost.layers) / max(1, total)
+
+
+def _temperature(cfg: Config, net: Any) -> Any:
+    """The supernet's temperature schedule: ``temperature · (final/temperature)^(e/(E−1))`` over the
+    search epochs (warm-up epochs at ``temperature``); None for the other methods."""
+    if cfg.method != "supernet":
+        return None
+
+    def set_for(epoch: int) -> None:
+        e = max(0, epoch - cfg.warmup_epochs)
+        share = e / max(1, cfg.search_epochs - 1)
+        net.set_temperature(cfg.temperature * (cfg.final_temperature / cfg.temperature) ** share)
+    return set_for

@@ -13,6 +13,7 @@ from edgeflow.core.lazy import lazy_exports
 
 _EXPORTS = {
     "PIT": "pit", "time_searchable": "pit", "MixedPrecision": "mps", "MixedQuantizer": "mps",
+    "ChoiceSupernet": "supernet", "ChoiceBlock": "supernet", "choice_blocks": "supernet",
     "ChannelMask": "masks", "TapMask": "masks", "binarize": "masks",
     "Regularizer": "regularizer", "COSTS": "spec", "METHODS": "spec",
     "search": "loop", "accuracy": "loop", "Supernet": "loop",

@@ -22,6 +22,8 @@ def architecture_figure(rows: list[dict[str, Any]], title: str) -> Any:
         notes = []
         if "kernel" in r:
             notes.append(f"k{r['kernel']} d{r['dilation']}")
+        if "choice" in r:
+            notes.append(str(r["choice"]))
         if "weight_bits" in r:
             notes.append(f"w{r['weight_bits']}a{r['act_bits']}")
         if notes:
