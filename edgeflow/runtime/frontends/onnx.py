@@ -92,6 +92,7 @@ class Lowerer:
         self.alias: dict[str, str] = {}
         self.cq: dict[str, ConstQ] = {}
         self.floats: set[str] = set()
+        self.per_axis: dict[str, tuple[bytes, bytes, int]] = {}  # per-axis quantized tensors -> (scale, zp, axis)
         self.nodes: list[Node] = []
         self.done: set[int] = set()
         self.dequantized: dict[str, str] = {}
@@ -276,7 +277,8 @@ class Lowerer:
             self.init[y] = quant.quantize_linear(arr, sb, zb, zp.dtype)
             return
         if s.size != 1:
-            raise UnsupportedOpError(node.op_type, node.name, "per-channel activation quantization")
+            self._per_axis_quantize(node, s, zp, axis)
+            return
         if x in self.floats:
             self.nodes.append(N.quantize(node.name or y, x, y, s, zp, axis))
             self.new_qt(y, s, zp, zp.dtype)
@@ -291,6 +293,18 @@ class Lowerer:
             return
         raise UnsupportedOpError(node.op_type, node.name, f"input {x!r} comes from an op that is not lowered to integers")
 
+    def _per_axis_quantize(self, node, s: np.ndarray, zp: np.ndarray, axis: int) -> None:
+        """A per-axis QuantizeLinear of a float tensor whose every consumer is a DequantizeLinear with the
+        same parameters (a quantization round trip at the float boundary); anything else is refused."""
+        x, y = node.input[0], node.output[0]
+        cons = self.consumers.get(y, [])
+        if x not in self.floats or not cons or any(c.op_type != "DequantizeLinear" for c in cons) \
+                or y in self.graph_outputs:
+            raise UnsupportedOpError(node.op_type, node.name or y, "per-channel activation quantization (only "
+                                     "QuantizeLinear -> DequantizeLinear pairs on float tensors are supported)")
+        self.nodes.append(N.quantize(node.name or y, x, y, s, zp, axis))
+        self.per_axis[y] = (s.tobytes(), np.asarray(zp).tobytes(), axis)
+
     def _op_DequantizeLinear(self, node):
         x, y = node.input[0], node.output[0]
         s, zp = self._qparams(node)
@@ -300,9 +314,15 @@ class Lowerer:
             zp_arr = np.zeros(s.shape, dtype=np.int64) if zp is None else np.asarray(zp, dtype=np.int64)
             self.cq[y] = ConstQ(q, s.reshape(-1), zp_arr.reshape(-1), axis, x)
             return
+        if x in self.per_axis:
+            if self.per_axis[x] != (s.tobytes(), np.asarray(zp).tobytes(), axis):
+                raise UnsupportedOpError(node.op_type, node.name or y, "per-axis parameters differ from the QuantizeLinear's")
+            self.nodes.append(N.dequantize(node.name or y, x, y, s, zp, axis))
+            self.floats.add(y)
+            return
         src, info = self.act(x, node)
         if s.size != 1:
-            raise UnsupportedOpError(node.op_type, node.name, "per-channel activation dequantization")
+            raise UnsupportedOpError(node.op_type, node.name or y, "per-channel activation dequantization")
         zpv = 0 if zp is None else int(np.asarray(zp).reshape(-1)[0])
         if np.float32(s.reshape(-1)[0]) != np.float32(info.scale) or zpv != info.zp:
             # parameters differ from the producer's: record the DQ's own view of the integers
@@ -403,10 +423,22 @@ class Lowerer:
                                           b_dtype=binfo.dtype))
         self.new_qt(yname, sy, zpy, dt)
 
-    def _op_Add(self, node):
+    def _op_Mul(self, node):
+        self._op_Add(node, N.mul)
+
+    def _op_Sigmoid(self, node):
+        oq = self.out_quant(node, allow_act=False)
+        if oq is None:
+            raise UnsupportedOpError(node.op_type, node.name, "output is not quantized (float sigmoid)")
+        yname, sy, zpy, dt, _ = oq
+        x_name, info = self.act(node.input[0], node)
+        self.nodes.append(N.lut(node.name or yname, x_name, yname, "logistic", info.scale, info.zp, info.dtype, sy, zpy, dt))
+        self.new_qt(yname, sy, zpy, dt)
+
+    def _op_Add(self, node, make=N.add):
         oq = self.out_quant(node)
         if oq is None:
-            raise UnsupportedOpError(node.op_type, node.name, "output is not quantized (float add)")
+            raise UnsupportedOpError(node.op_type, node.name, f"output is not quantized (float {node.op_type.lower()})")
         yname, sy, zpy, dt, act = oq
         a, b = node.input[0], node.input[1]
         if not self.is_act(a):
@@ -414,13 +446,13 @@ class Lowerer:
         a_name, ainfo = self.act(a, node)
         if self.is_act(b):
             b_name, binfo = self.act(b, node)
-            op = N.add(node.name or yname, a_name, b_name, yname, ainfo.scale, ainfo.zp, binfo.scale, binfo.zp, sy, zpy, dt, act)
+            op = make(node.name or yname, a_name, b_name, yname, ainfo.scale, ainfo.zp, binfo.scale, binfo.zp, sy, zpy, dt, act)
         else:
             c = self.const(b, node, "addend")
             if c.scale.size != 1:
                 raise ValueError("per-channel constant addend")
-            op = N.add(node.name or yname, a_name, None, yname, ainfo.scale, ainfo.zp, float(c.scale[0]), int(c.zp[0]), sy, zpy,
-                     dt, act, const_b=c.q)
+            op = make(node.name or yname, a_name, None, yname, ainfo.scale, ainfo.zp, float(c.scale[0]), int(c.zp[0]), sy,
+                      zpy, dt, act, const_b=c.q)
         self.nodes.append(op)
         self.new_qt(yname, sy, zpy, dt)
 
@@ -581,6 +613,13 @@ class Lowerer:
         x = node.input[0]
         axis = _attrs(node).get("axis", -1)
         y = node.output[0]
+        oq = self.out_quant(node, allow_act=False) if x in self.alias else None
+        if oq is not None:  # DQ -> Softmax -> Q: integer in, integer out
+            yname, sy, zpy, dt, _ = oq
+            iname, info = self.act(x, node)
+            self.nodes.append(N.int_softmax(node.name or yname, iname, yname, axis, 1.0, info.scale, info.zp, sy, zpy, dt))
+            self.new_qt(yname, sy, zpy, dt)
+            return
         if x in self.alias:
             iname, info = self.act(x, node)
             self.nodes.append(N.softmax(node.name or y, iname, y, axis, info.scale, info.zp))
@@ -682,7 +721,28 @@ class Lowerer:
         y, sy, zpy, dt = self._qop_out(node, i[7], self._in(node, 8))
         self._fc(node, a, QInfo(sa, zpa, self.qt[a].dtype), wq, bs, bzp, i[3], bias, (y, sy, zpy, dt, (None, None, None)))
 
-    def _op_QLinearAdd(self, node):
+    def _op_QLinearMul(self, node):
+        self._op_QLinearAdd(node, N.mul)
+
+    def _op_QLinearSigmoid(self, node):
+        i = node.input
+        sx = float(np.asarray(self.scalar(i[1], node, "X_scale")).reshape(-1)[0])
+        zpx = int(np.asarray(self.init[i[2]]).reshape(-1)[0]) if i[2] else 0
+        y, sy, zpy, dt = self._qop_out(node, i[3], self._in(node, 4))
+        if i[0] not in self.qt:
+            raise UnsupportedOpError(node.op_type, node.name, "input is not an integer tensor")
+        self.nodes.append(N.lut(node.name or y, i[0], y, "logistic", sx, zpx, self.qt[i[0]].dtype, sy, zpy, dt))
+
+    def _op_QLinearSoftmax(self, node):
+        i = node.input
+        sx = float(np.asarray(self.scalar(i[1], node, "X_scale")).reshape(-1)[0])
+        zpx = int(np.asarray(self.init[i[2]]).reshape(-1)[0]) if i[2] else 0
+        y, sy, zpy, dt = self._qop_out(node, i[3], self._in(node, 4))
+        if i[0] not in self.qt:
+            raise UnsupportedOpError(node.op_type, node.name, "input is not an integer tensor")
+        self.nodes.append(N.int_softmax(node.name or y, i[0], y, _attrs(node).get("axis", -1), 1.0, sx, zpx, sy, zpy, dt))
+
+    def _op_QLinearAdd(self, node, make=N.add):
         i = node.input
         sa = float(np.asarray(self.scalar(i[1], node, "A_scale")).reshape(-1)[0])
         zpa = int(np.asarray(self.init[i[2]]).reshape(-1)[0]) if i[2] else 0
@@ -691,11 +751,11 @@ class Lowerer:
         y, sy, zpy, dt = self._qop_out(node, i[6], self._in(node, 7))
         a, b = i[0], i[3]
         if a in self.qt and b in self.qt:
-            self.nodes.append(N.add(node.name or y, a, b, y, sa, zpa, sb, zpb, sy, zpy, dt))
+            self.nodes.append(make(node.name or y, a, b, y, sa, zpa, sb, zpb, sy, zpy, dt))
         elif a in self.qt and b in self.init:
-            self.nodes.append(N.add(node.name or y, a, None, y, sa, zpa, sb, zpb, sy, zpy, dt, const_b=self.init[b]))
+            self.nodes.append(make(node.name or y, a, None, y, sa, zpa, sb, zpb, sy, zpy, dt, const_b=self.init[b]))
         elif b in self.qt and a in self.init:
-            self.nodes.append(N.add(node.name or y, b, None, y, sb, zpb, sa, zpa, sy, zpy, dt, const_b=self.init[a]))
+            self.nodes.append(make(node.name or y, b, None, y, sb, zpb, sa, zpa, sy, zpy, dt, const_b=self.init[a]))
         else:
             raise UnsupportedOpError(node.op_type, node.name, "inputs are not integer tensors")
 

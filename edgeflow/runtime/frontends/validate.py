@@ -40,6 +40,9 @@ _QOP_PARAMS = {
     "QLinearMatMul": [(1, 2, "a"), (4, 5, "b"), (6, 7, "y")],
     "QGemm": [(1, 2, "a"), (4, 5, "b"), (7, 8, "y")],
     "QLinearAdd": [(1, 2, "A"), (4, 5, "B"), (6, 7, "C")],
+    "QLinearMul": [(1, 2, "A"), (4, 5, "B"), (6, 7, "C")],
+    "QLinearSigmoid": [(1, 2, "X"), (3, 4, "Y")],
+    "QLinearSoftmax": [(1, 2, "X"), (3, 4, "Y")],
     "QLinearAveragePool": [(1, 2, "x"), (3, 4, "y")],
     "QLinearGlobalAveragePool": [(1, 2, "x"), (3, 4, "y")],
 }
