@@ -103,9 +103,13 @@ class OptunaSweeper(Sweeper):
             sorted(fixed), {k: repr(v) for k, v in sorted(space.items())}, objectives)[:10]
         storage = self.storage or f"sqlite:///{home() / 'optuna.db'}"
         optuna.logging.set_verbosity(optuna.logging.WARNING)
-        return optuna.create_study(study_name=name, storage=storage, sampler=samplers[self.sampler_name](seed=self.seed),
-                                   directions=["maximize" if d == "max" else "minimize" for _, d in objectives],
-                                   load_if_exists=True)
+        study = optuna.create_study(study_name=name, storage=storage,
+                                    directions=["maximize" if d == "max" else "minimize" for _, d in objectives],
+                                    load_if_exists=True)
+        # a resumed study continues its random stream instead of repeating the first trials' points
+        seed = None if self.seed is None else self.seed + len(study.trials)
+        study.sampler = samplers[self.sampler_name](seed=seed)
+        return study
 
     # ------------------------------------------------------------------ the sweep
     def sweep(self, arguments: list[str]) -> Any:

@@ -1,0 +1,124 @@
+"""edgeflow's Optuna sweeper for Hydra (``hydra/sweeper=optuna``) through the real CLI: two
+objectives over lr × weight_bits, 4 trials as 4 joblib jobs on 2 workers against the default SQLite
+MLflow store, then a rerun that resumes the study up to 8; the study's best trials carry the MLflow
+runs' metrics; ``edgeflow-report`` on that experiment writes PNGs and a self-contained HTML page;
+an unknown objective metric stops the sweep before its first trial."""
+
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import re
+import subprocess
+from html.parser import HTMLParser
+from pathlib import Path
+
+import optuna
+import pytest
+from mlflow.tracking import MlflowClient
+
+from cli_helpers import project_env
+from conftest import BIN, tracking_uri
+from test_cache import TINY
+from tasks.report_app import main as report_main
+
+PNG = b"\x89PNG\r\n\x1a\n"
+OBJECTIVES = "optimize=[evaluate/test_acc:max,profile/latency_ms:min]"
+SWEEP = ["-m", "hydra/sweeper=optuna", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "hydra.sweeper.n_jobs=4",
+         "hydra.sweeper.study_name=lr_bits", *TINY, "stages.train.lr=tag(log, interval(1e-3, 1e-1))",
+         "stages.qat.weight_bits=choice(2,4,8)", OBJECTIVES]
+#: every final metric a TINY quickstart run reports (a sample per stage)
+EVERY_STAGE = ("train/best_val_acc", "evaluate/test_acc", "analyze/latency_ms", "prune/sparsity", "qat/weight_bits",
+               "export/onnx_bytes", "profile/latency_ms", "profile/test_acc")
+
+
+def _edgeflow(home: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([str(BIN / "edgeflow"), *args], cwd=home, env=project_env(home), capture_output=True,
+                          text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A home where the sweep ran with 4 trials and was rerun with 8."""
+    home = tmp_path_factory.mktemp("sweeper")
+    for n in (4, 8):
+        done = _edgeflow(home, *SWEEP, f"hydra.sweeper.n_trials={n}")
+        assert done.returncode == 0, done.stderr[-3000:]
+    return home
+
+
+def _jobs(home: Path) -> list:
+    client = MlflowClient(tracking_uri(home))
+    runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id], max_results=1000)
+    return [r for r in runs if "edgeflow.job_num" in r.data.tags]
+
+
+def test_joblib_trials_resume_and_best_trials_are_the_runs_metrics(swept: Path) -> None:
+    study = optuna.load_study(study_name="lr_bits", storage=f"sqlite:///{swept / 'optuna.db'}")
+    trials = study.trials
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 8  # 4, then 4 more on the rerun
+    assert len({(t.params["stages.train.lr"], t.params["stages.qat.weight_bits"]) for t in trials}) == 8
+    jobs = _jobs(swept)
+    assert len(jobs) == 8 and {r.info.status for r in jobs} == {"FINISHED"}
+    assert all(set(EVERY_STAGE) <= set(r.data.metrics) for r in jobs)  # no metric lost to parallel jobs
+    by_id = {r.info.run_id: r for r in jobs}
+    assert study.best_trials
+    for trial in study.best_trials:
+        run = by_id[trial.user_attrs["mlflow_run_id"]]
+        assert trial.values == [run.data.metrics["evaluate/test_acc"], run.data.metrics["profile/latency_ms"]]
+        assert float(run.data.params["stages.train.lr"]) == trial.params["stages.train.lr"]
+        assert int(run.data.params["stages.qat.weight_bits"]) == trial.params["stages.qat.weight_bits"]
+
+
+class _Page(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__()
+        self.images: list[bytes] = []
+        self.rows = 0
+        self.front = 0
+
+    def handle_starttag(self, tag: str, attrs: list) -> None:
+        attrs = dict(attrs)
+        if tag == "img":
+            src = attrs["src"]
+            assert src.startswith("data:image/png;base64,")  # self-contained
+            self.images.append(base64.b64decode(src.split(",", 1)[1]))
+        if tag == "tr" and attrs.get("class") == "front":
+            self.front += 1
+        if tag == "tr":
+            self.rows += 1
+
+
+def test_report_writes_table_plots_and_a_self_contained_page(swept: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EDGEFLOW_HOME", str(swept))
+    out = swept / "report"
+    report_main(["quickstart", "--out", str(out), "--format", "csv", "--objective", "evaluate/test_acc:max",
+                 "--objective", "profile/latency_ms:min"])
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert len(rows) == 8 and {"qat.weight_bits", "train.lr", "profile/latency_ms", "pareto"} <= set(rows[0])
+    pngs = sorted(p.name for p in out.glob("*.png"))
+    assert pngs == sorted(f"profile_test_acc_vs_profile_{c}.png" for c in ("latency_ms", "energy_uj", "flash_bytes",
+                                                                          "peak_ram_bytes"))
+    page = _Page()
+    page.feed((out / "report.html").read_text())
+    assert len(page.images) == 4 and all(img.startswith(PNG) for img in page.images)
+    assert page.rows == 1 + 8 and page.front == sum(r["pareto"] == "*" for r in rows) >= 1
+    assert (out / "runs.csv").read_text().splitlines()[0].startswith("run,run_id,")
+
+    with pytest.raises(SystemExit) as code:
+        report_main(["quickstart", "--out", str(out), "--objective", "profile/latancy_ms:min"])
+    assert code.value.code == 2
+    assert re.fullmatch(r"edgeflow-report: objective 'profile/latancy_ms': no run reports it "
+                        r"\(did you mean 'profile/latency_ms'\?\)\n", capsys.readouterr().err)
+
+
+def test_unknown_objective_metric_stops_before_the_first_trial(tmp_path: Path) -> None:
+    done = _edgeflow(tmp_path, *SWEEP[:-1], "optimize=[evaluate/test_acc:max,profile/latancy_ms:min]",
+                     "hydra.sweeper.n_trials=2")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "edgeflow: config error: optimize.1: unknown metric 'latancy_ms' (did you mean 'latency_ms'?); "
+        "a metric of your own stage goes into hydra.sweeper.extra_metrics"]
+    assert not (tmp_path / "optuna.db").exists() and not list(tmp_path.glob("multirun/*/*/*"))
