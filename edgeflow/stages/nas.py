@@ -221,7 +221,8 @@ def _study_name(cfg: Config, ctx: StageContext, target: Any) -> str:
 
 
 def _storage(cfg: Config) -> tuple[Any, Any]:
-    """(Optuna storage, lock factory): a file lock for a local SQLite or journal file, none otherwise."""
+    """(Optuna storage, lock factory): a file lock ``<file>.nas-lock`` for a local SQLite or journal file
+    (not ``<file>.lock``: Optuna's journal lock is that symlink), none otherwise."""
     import contextlib
     import warnings
     from functools import partial
@@ -236,9 +237,9 @@ def _storage(cfg: Config) -> tuple[Any, Any]:
     url = cfg.storage or f"sqlite:///{home() / 'optuna.db'}"
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     if "://" not in url:
-        return JournalStorage(JournalFileBackend(url)), partial(file_lock, f"{url}.lock")
+        return JournalStorage(JournalFileBackend(url)), partial(file_lock, f"{url}.nas-lock")
     local = url.startswith("sqlite:///")
-    lock = partial(file_lock, f"{url[len('sqlite:///'):]}.lock") if local else contextlib.nullcontext
+    lock = partial(file_lock, f"{url[len('sqlite:///'):]}.nas-lock") if local else contextlib.nullcontext
     with lock(), warnings.catch_warnings():  # one worker creates the tables; heartbeat_interval is experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         storage = RDBStorage(url, heartbeat_interval=cfg.heartbeat_s,
