@@ -7,7 +7,8 @@ file. It lowers the file to the integer program of
 ``edgeflow.runtime`` and measures: MACs, flash (weights at true bit-width + biases + requantization
 parameters), peak RAM (greedy arena), latency and energy on the run's target (or on the targets
 the stage names, ``hardware``: see ``edgeflow.stages._targets``), whether it fits, accuracy of the
-integer program on a data split, and agreement with onnxruntime. Accuracy and agreement are measured
+integer program on a data split, agreement with onnxruntime, and ``fakequant_top1_agreement`` /
+``fakequant_test_acc``: the model's own (fake-quantized) forward against the integer program. Accuracy and agreement are measured
 once, whatever the number of targets.
 Artifacts: ``profile_layers.csv``, ``profile_layers.png`` (per-layer latency and energy) and
 ``profile_arena.png`` (arena usage over the schedule); in ``<target>/`` when targets are listed.
@@ -77,6 +78,11 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         if cfg.plots:
             artifacts.update({target.key(k): p for k, p in plot_profile(prof, folder).items()})
     metrics["fresh_export"] = float(fresh)
+    if cfg.split != "none":  # simulation vs deployment: the model's own (fake-quant) forward against the integers
+        from edgeflow.runtime.profiler import fakequant_agreement
+
+        split = ctx.data.test_dataloader() if cfg.split == "test" else ctx.data.val_dataloader()
+        metrics.update(fakequant_agreement(program, state.model, split, cfg.max_samples or None, cfg.batch_size))
     from edgeflow.stages._adaptive_deploy import profile_adaptive  # an exported big/little system, on integers
 
     metrics.update(profile_adaptive(state, ctx, cfg.rounding))
