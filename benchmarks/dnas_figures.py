@@ -65,7 +65,7 @@ def main() -> None:
                 _pit_row(f"pit strength={s}", r)
         if args.only in (None, "latency"):
             r = edgeflow.run(edgeflow.compose([*PIT, state, "stages.dnas.cost=null", "stages.dnas.target_strength=1",
-                                               f"stages.dnas.targets={{latency_ms:{args.latency_ms}}}", *common]))
+                                               f"+stages.dnas.targets.latency_ms={args.latency_ms}", *common]))
             _pit_row(f"pit latency <= {args.latency_ms} ms", r)
     if args.only in (None, "mps"):
         r = edgeflow.run(edgeflow.compose(["recipe=dnas_mps_cnn", *common]))

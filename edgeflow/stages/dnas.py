@@ -172,7 +172,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         "params_before": float(before.params), "params": float(after.params),
         "params_ratio": before.params / max(1, after.params), "macs_before": float(before.macs),
         "macs": float(after.macs), "weight_bytes_before": float(before.weight_bytes),
-        "weight_bytes": float(after.weight_bytes), "weight_bits": _mean_bits(after), "search_acc": search_acc, "test_acc": test["test_acc"],
+        "weight_bytes": float(after.weight_bytes), "weight_bits": _mean_bits(analyze(model, shape)), "search_acc": search_acc, "test_acc": test["test_acc"],
         "test_loss": test["test_loss"], "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
         "latency_ms": est.latency_ms, "energy_uj": est.energy_uj, "flash_bytes": float(est.flash_bytes),
         **{f"cost_{k}": v for k, v in found.items()},
@@ -196,7 +196,8 @@ def _named(row: dict[str, Any]) -> dict[str, float]:
 
 
 def _mean_bits(cost: Any) -> float:
-    """Mean bits per weight over the Conv/Linear layers, weighted by their weight counts."""
+    """Mean bits per weight over the Conv/Linear layers, weighted by their weight counts (a float
+    layer counts 32: the run's closing table labels the model float, int8 or mixed from it)."""
     total = sum(layer.weights for layer in cost.layers)
     return sum(layer.weights * layer.weight_bits for layer in cost.layers) / max(1, total)
 
