@@ -76,7 +76,17 @@ def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
     from edgeflow.stages import profile as stage
     from edgeflow.state import State
 
-    model = torch.nn.Linear(1, 1)
+    prog = rt.load(_model(tmp_path))
+
+    class Deployed(torch.nn.Module):  # the state's model: here the integer program itself, so simulation = deployment
+        def __init__(self):
+            super().__init__()
+            self.p = torch.nn.Parameter(torch.zeros(1))
+
+        def forward(self, t):
+            return torch.from_numpy(prog.run(t.numpy())[0])
+
+    model = Deployed()
     x = torch.randn(30, 3, 8, 8)
     y = torch.randint(0, 10, (30,))
     dm = SimpleNamespace(test_dataloader=lambda: [(x[:16], y[:16]), (x[16:], y[16:])])
@@ -92,4 +102,23 @@ def test_profile_stage_logs_metrics_csv_and_plots(tmp_path):
         assert k in res.metrics
     assert res.metrics["test_acc"] == same and res.metrics["acc_drop"] == 0.0
     assert res.metrics["agreement"] == 100.0 and res.metrics["fresh_export"] == 0.0
+    assert res.metrics["fakequant_top1_agreement"] == 100.0 and res.metrics["fakequant_test_acc"] == same
     assert all(p.is_file() for p in res.artifacts.values()) and len(res.artifacts) == 3
+
+
+def test_fakequant_agreement_counts_samples_exactly(tmp_path):
+    torch = pytest.importorskip("torch")
+    from edgeflow.runtime.profiler import fakequant_agreement
+
+    prog = rt.load(_model(tmp_path))
+    x = np.random.default_rng(4).normal(0, 1, (37, 3, 8, 8)).astype(np.float32)
+    top = prog.run(x)[0].argmax(-1)
+    y = np.arange(37) % 10
+
+    class Constant(torch.nn.Module):  # always class 3
+        def forward(self, t):
+            return torch.nn.functional.one_hot(torch.full((len(t),), 3), 10).float()
+
+    m = fakequant_agreement(prog, Constant(), [(x[:20], y[:20]), (x[20:], y[20:])])
+    assert m["fakequant_top1_agreement"] == 100.0 * int((top == 3).sum()) / 37
+    assert m["fakequant_test_acc"] == 100.0 * int((y == 3).sum()) / 37

@@ -8,8 +8,8 @@ file. It lowers the file to the integer program of
 parameters), peak RAM (greedy arena), latency and energy on the run's target (or on the targets
 the stage names, ``hardware``: see ``edgeflow.stages._targets``), whether it fits, accuracy of the
 integer program on a data split, agreement with onnxruntime, and ``fakequant_top1_agreement`` /
-``fakequant_test_acc``: the model's own (fake-quantized) forward against the integer program. Accuracy and agreement are measured
-once, whatever the number of targets.
+``fakequant_test_acc``: the model's own (fake-quantized) forward against the integer program.
+Accuracy and agreement are measured once, whatever the number of targets.
 Artifacts: ``profile_layers.csv``, ``profile_layers.png`` (per-layer latency and energy) and
 ``profile_arena.png`` (arena usage over the schedule); in ``<target>/`` when targets are listed.
 """
