@@ -39,6 +39,7 @@ class Config(TrainingStageConfig):
     search_kernel: bool = False         # pit: receptive-field masks on 'same'-padded stride-1 Conv1d
     search_dilation: bool = False       # pit: dilation masks on the same Conv1d layers
     exclude: list[str] = field(default_factory=list)   # pit: producers whose channels stay whole
+    min_channels: int = 1               # pit: channels every group keeps at least (the largest |θ|)
     cost: str | None = "params"         # soft cost of strength·cost/cost0: params | macs | flash_bytes | latency_ms | energy_uj
     strength: float = 1.0               # >= 0; 0 = no cost term
     targets: dict[str, float] = field(default_factory=dict)   # DUCCIO: {latency_ms: 2, flash_bytes: 20000}
@@ -82,6 +83,8 @@ class Config(TrainingStageConfig):
         if self.method == "mps" and self.cost in ("params", "macs"):
             raise ConfigError("cost", f"{self.cost} does not depend on bit-widths; with method mps use "
                                       "flash_bytes, latency_ms, energy_uj or null")
+        require(isinstance(self.min_channels, int) and 1 <= self.min_channels <= 65536, "min_channels",
+                "an integer in [1, 65536]", self.min_channels)
         require(1 <= self.calib_batches <= 100_000, "calib_batches", "an integer in [1, 100000]", self.calib_batches)
         require(self.default_bits in (1, 2, 4, 8, 16, 32), "default_bits", "one of 1, 2, 4, 8, 16, 32", self.default_bits)
         require(1 <= self.search_epochs <= MAX_EPOCHS, "search_epochs", f"an integer in [1, {MAX_EPOCHS}]",
@@ -145,7 +148,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     if cfg.method == "pit":
         net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
                   search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
-                  default_bits=cfg.default_bits)
+                  default_bits=cfg.default_bits, min_channels=cfg.min_channels)
     elif cfg.method == "mps":
         net = MixedPrecision(state.model, shape, cfg.weight_bits, cfg.act_bits)
         net.calibrate(ctx.data.train_dataloader(), cfg.calib_batches)

@@ -3,8 +3,9 @@
 Every mask is a 0/1 tensor in the forward pass and passes its gradient straight through to the
 real-valued parameters behind it, so the task loss and a cost regulariser both train them:
 
-- :class:`ChannelMask`: one parameter per output channel, ``keep_c = |θ_c| ≥ 0.5``; the channel with
-  the largest ``|θ|`` is always kept (a layer never vanishes). PIT starts ``θ_c`` at
+- :class:`ChannelMask`: one parameter per output channel, ``keep_c = |θ_c| ≥ 0.5``; the
+  ``min_channels`` channels with the largest ``|θ|`` (at least one) are always kept (a layer never
+  vanishes, nor becomes a one-channel bottleneck when ``min_channels`` > 1). PIT starts ``θ_c`` at
   ``1 + importance_c / max importance`` (L1 norm of the channel's filters), so a cost regulariser,
   which pushes every channel of a group alike, removes the least important channels first instead
   of the whole group in one step.
@@ -35,15 +36,16 @@ def binarize(theta: Tensor) -> Tensor:
 class ChannelMask(nn.Module):
     """A binary keep-mask over ``channels`` output channels (see the module docstring)."""
 
-    def __init__(self, channels: int, init: Tensor | float = 1.0) -> None:
+    def __init__(self, channels: int, init: Tensor | float = 1.0, min_channels: int = 1) -> None:
         super().__init__()
         self.theta = nn.Parameter(torch.as_tensor(init, dtype=torch.float32).expand(channels).clone())
+        self.min_channels = max(1, min(int(min_channels), channels))
 
     def forward(self) -> Tensor:
         a = self.theta.abs()
         mask = binarize(a)
         alive = torch.zeros_like(a)
-        alive[int(torch.argmax(a.detach()))] = 1.0
+        alive[torch.topk(a.detach(), self.min_channels).indices] = 1.0
         return torch.maximum(mask, alive)  # the gradient of the kept-alive channel still flows (max picks mask)
 
     def kept(self) -> Tensor:

@@ -63,19 +63,21 @@ class PIT(nn.Module):
     """The masked supernet of ``model`` (see the module docstring). ``model`` is not changed.
 
     ``exclude(name)`` True keeps that producer's channels (its group whole); ``default_bits`` is the
-    bit-width the cost assumes for layers without quantizers (8: as deployed at int8).
+    bit-width the cost assumes for layers without quantizers (8: as deployed at int8); every group keeps
+    at least ``min_channels`` channels.
     """
 
     def __init__(self, model: nn.Module, input_shape: Iterable[int], *, search_channels: bool = True,
                  search_kernel: bool = False, search_dilation: bool = False, exclude: Any = None,
-                 default_bits: int = 8) -> None:
+                 default_bits: int = 8, min_channels: int = 1) -> None:
         super().__init__()
         self.input_shape = tuple(int(s) for s in input_shape)
         self.model = copy.deepcopy(model)
         self.nominal: ModelCost = analyze(self.model, self.input_shape, default_bits)
         self.groups: list[ChannelGroup] = [g for g in channel_groups(self.model, self.input_shape, exclude)
                                            if g.prunable] if search_channels else []
-        self.channel_masks = nn.ModuleList(ChannelMask(g.channels, _initial_theta(self.model, g)) for g in self.groups)
+        self.channel_masks = nn.ModuleList(ChannelMask(g.channels, _initial_theta(self.model, g), min_channels)
+                                           for g in self.groups)
         self._hooks: list[tuple[str, int]] = []
         modules = dict(self.model.named_modules())
         for gi, g in enumerate(self.groups):
