@@ -115,3 +115,29 @@ def test_systems_save_and_load_with_their_thresholds(tmp_path: Path) -> None:
         img = torch.randn(16, 1, 8, 8)
         assert torch.equal(loaded.models["bl"].eval()(img), big_little(img))
     assert isinstance(loaded.models["bl"].parts[1], nn.Module) and loaded.models["bl"].measure == "score_margin"
+
+
+def test_variable_width_paths_equal_their_plain_models_and_reload(tmp_path: Path) -> None:
+    from edgeflow.methods.adaptive import VariableWidth, width_loss
+
+    base = build_model("cnn", (1, 8, 8), 10, channels=[16, 32])
+    system = VariableWidth("cnn", (1, 8, 8), 10, {"channels": [16, 32], "dropout": 0.0}, [0.25, 0.5, 1.0],
+                           source=base).eval()
+    x = torch.randn(6, 1, 8, 8, generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        for k, channels in enumerate(([4, 8], [8, 16], [16, 32])):
+            plain = system.materialize(k).eval()
+            assert [m.out_channels for m in plain.modules() if isinstance(m, nn.Conv2d)] == channels
+            assert torch.allclose(system.step(k, x)[0], plain(x), atol=1e-5)   # the same function
+    assert sum(p.numel() for p in system.parameters()) == 5178 + 2 * (4 + 8) + 2 * (8 + 16)   # + a BN per narrower width
+    system.train()
+    loss = width_loss(system, x, torch.arange(6))
+    loss.backward()
+    narrow = system.net.features[0][0].weight.grad
+    assert narrow[:4].abs().sum() > 0 and narrow[8:].abs().sum() > 0      # every width trains the shared weights
+    system.eval().set_threshold(0.4)
+    set_blueprint(system, [blueprint_step(system, [], spec=system.spec, widths=system.widths)])
+    plain = build_model("cnn", (1, 8, 8), 10)           # (base now lives inside the system, slimmed)
+    loaded = State.load(State.of(plain, (1, 8, 8), 10).with_model(system, "vw").save(tmp_path / "s")).models["vw"]
+    with torch.no_grad():
+        assert torch.equal(loaded.eval()(x), system(x)) and loaded.thresholds.tolist() == pytest.approx([0.4, 0.4])

@@ -1,7 +1,7 @@
 """The adaptive stage on digits: a big/little system calibrated on validation data only (the test
 split is never opened before the threshold is fixed), its figures, curve files and saved state, its
 int8 parts exported and run on the int8 runtime with decisions agreeing with the PyTorch system; an
-early-exit system; and one-line errors for bad exits, thresholds and little models."""
+early-exit system; a variable-width one; and one-line errors for bad exits, thresholds and little models."""
 
 from __future__ import annotations
 
@@ -78,6 +78,16 @@ def test_early_exit_on_digits(workdir: Path) -> None:
     assert m["adaptive/test_acc"] >= m["adaptive/big_test_acc"] - 2.0
 
 
+def test_variable_width_on_digits(workdir: Path) -> None:
+    r = edgeflow.run(edgeflow.compose(["recipe=variable_width", *QUIET, "stages.train.max_epochs=8",
+                                       "stages.adaptive.max_epochs=3"]))
+    m = r.metrics
+    assert sum(m[f"adaptive/share_{n}"] for n in ("w25", "w50", "w100")) == pytest.approx(1.0)
+    assert m["adaptive/params"] == 5250 and m["adaptive/static_params"] == 438 + 1442 + 5178   # one net vs three
+    assert m["adaptive/rule_met"] == 1 and m["adaptive/val_acc"] >= m["adaptive/big_val_acc"] - 0.5
+    assert m["adaptive/energy_ratio"] < 1.0
+
+
 @pytest.mark.parametrize("overrides, message", [
     (["recipe=early_exit", "stages.adaptive.exits=[features.9]"],
      "stages.adaptive.exits: exit point 'features.9' is not a unit of the model; allowed: features.0, features.1"),
@@ -86,6 +96,11 @@ def test_early_exit_on_digits(workdir: Path) -> None:
     (["recipe=big_little", "stages.adaptive.theta=-0.1"], "stages.adaptive.theta: must be null (calibrate)"),
     (["recipe=big_little", "stages.adaptive.little.name=tcn", "~stages.adaptive.little.channels"],
      "stages.adaptive.little.name: tcn expects input_shape (C, L)"),
+    (["recipe=variable_width", "model=resnet8"],
+     "stages.adaptive.system: variable_width needs a plain zoo model among cnn, tcn, mlp (not pruned or quantized), "
+     "got resnet8"),
+    (["recipe=variable_width", "stages.adaptive.widths=[0.5,0.25]"],
+     "stages.adaptive.widths: must be two or more increasing fractions in (0, 1], got [0.5, 0.25]"),
     (["recipe=big_little", "~stages.adaptive.rule", "+stages.adaptive.rule={max_acc_under: {joules: 3}}"],
      "stages.adaptive.rule.max_acc_under: must be a mapping of one cost (energy_uj or latency_ms)"),
 ])

@@ -5,6 +5,9 @@ the operating curve ("adaptive calibration").
   trained here (a sub-run ``little``) with the stage's training settings; with ``quantize``
   (``QuantConfig`` keys) both parts are quantized after training (PTQ on 8 training batches), so the
   system's scores are int8 scores and ``export`` / ``profile`` deploy it part by part;
+- ``system: variable_width``: the entering zoo model (cnn, tcn, mlp) becomes slimmable at ``widths``
+  (fractions of its channels; a BatchNorm per width), all widths fine-tuned together from its weights;
+  ``params`` (the one network) and ``static_params`` (one plain model per width) are reported;
 - ``system: early_exit``: heads at ``exits`` (module paths among the chain units holding a
   Conv/Linear, or fractions of depth), trained with the weighted exit loss ``exit_weights`` jointly
   with the backbone (``train: joint``) or alone on the frozen backbone (``train: heads``).
@@ -37,7 +40,8 @@ from edgeflow.training.schema import TrainingStageConfig
 if TYPE_CHECKING:
     from edgeflow.state import StageContext, StageResult, State
 
-SYSTEMS = ("big_little", "early_exit")
+SYSTEMS = ("big_little", "early_exit", "variable_width")
+SLIMMABLE = ("cnn", "tcn", "mlp")                   # = edgeflow.methods.adaptive.slimmable.SLIMMABLE
 MEASURES = ("max_prob", "score_margin", "entropy")   # = edgeflow.methods.adaptive.MEASURES
 COSTS = ("energy_uj", "latency_ms")                  # = edgeflow.methods.adaptive.calibrate.COSTS
 RULES = ("min_cost_at_drop", "max_acc_under")
@@ -71,6 +75,7 @@ class Config(TrainingStageConfig):
     measure: str = "score_margin"
     little: Any = None
     exits: list[Any] = field(default_factory=lambda: [0.5])
+    widths: list[float] = field(default_factory=lambda: [0.25, 0.5, 1.0])
     exit_weights: list[float] = field(default_factory=list)
     train: str = "joint"
     rule: Any = None
@@ -98,6 +103,9 @@ class Config(TrainingStageConfig):
                     self.exit_weights)
             require(all(is_finite(w) and w >= 0 for w in self.exit_weights) and sum(self.exit_weights) > 0,
                     "exit_weights", "finite weights >= 0, not all 0", self.exit_weights)
+        require(len(self.widths) >= 2 and all(is_finite(w) and 0 < w <= 1 for w in self.widths)
+                and all(a < b for a, b in zip(self.widths, self.widths[1:])), "widths",
+                "two or more increasing fractions in (0, 1]", self.widths)
         require_choice(self.train, "train", ("joint", "heads"))
         if self.rule is not None:
             check_rule(self.rule)
@@ -139,6 +147,15 @@ def check(cfg: Config, state: State) -> None:
     if cfg.system == "big_little":
         spec_for_data(cfg.little, "little", state.input_shape, state.num_classes)
         return
+    if cfg.system == "variable_width":
+        from edgeflow.models.blueprint import blueprint_of
+
+        steps = blueprint_of(state.model) or [{}]
+        if len(steps) != 1 or steps[0].get("op") != "zoo" or steps[0].get("name") not in SLIMMABLE:
+            raise ConfigError("system", f"variable_width needs a plain zoo model among {', '.join(SLIMMABLE)} "
+                                        f"(not pruned or quantized), got {steps[0].get('name', 'another model')}"
+                                        f"{' changed by ' + ', '.join(s['op'] for s in steps[1:]) if steps[1:] else ''}")
+        return
     from edgeflow.methods.adaptive.system import EarlyExit
 
     try:
@@ -173,6 +190,16 @@ def _build(cfg: Config, state: State, ctx: StageContext) -> Any:
         set_blueprint(system, [blueprint_step(system, [blueprint_of(p) for p in parts])])
         return system
     source = blueprint_of(base)
+    if cfg.system == "variable_width":
+        from edgeflow.methods.adaptive import VariableWidth, width_loss
+
+        zoo = source[0]
+        system = VariableWidth(zoo["name"], state.input_shape, state.num_classes, zoo["options"], cfg.widths,
+                               cfg.measure, source=base)   # the trained model's weights at every width
+        system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
+        fit(system, ctx, cfg, loss=width_loss)
+        set_blueprint(system, [blueprint_step(system, [], spec=system.spec, widths=system.widths)])
+        return system
     system = EarlyExit.from_model(base, cfg.exits, state.num_classes, state.input_shape, cfg.measure)
     system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
     weights = cfg.exit_weights or [1.0] * system.num_paths
@@ -225,6 +252,9 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         "big_energy_uj": reference["energy_uj"], "big_latency_ms": reference["latency_ms"],
         **{f"share_{n}": s for n, s in zip(names, test_point.shares)},
     }
+    if cfg.system == "variable_width":   # one set of weights against one static model per width
+        static = sum(sum(p.numel() for p in system.materialize(k).parameters()) for k in range(system.num_paths))
+        metrics.update(params=float(sum(p.numel() for p in system.parameters())), static_params=float(static))
     rows = [{**v.row(names, "val_"), **{k: x for k, x in t.row(names, "test_").items() if k != "theta"}}
             for v, t in zip(val_curve, test_curve)]
     csv = write_csv(ctx.out_dir / "curve.csv", rows)

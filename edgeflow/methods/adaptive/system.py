@@ -11,8 +11,8 @@ validation see the biggest path until calibration sets them.
 - ``EarlyExit.from_model(model, exits, num_classes)``: a chain model cut at exit points, a small
   head (average pool to 4 positions → linear) at each; path ``k`` continues the backbone from exit ``k − 1``.
 
-``blueprint_step(system)`` / ``rebuild(step)`` describe and rebuild a system from its parts'
-blueprints (``edgeflow.models.blueprint`` op ``adaptive``), so a ``State`` holding one saves and loads.
+``VariableWidth`` (``slimmable``) is the third kind. ``blueprint_step(system)`` / ``rebuild(step)``
+describe and rebuild a system from its parts' blueprints (``edgeflow.models.blueprint`` op ``adaptive``), so a ``State`` holding one saves and loads.
 """
 
 from __future__ import annotations
@@ -274,6 +274,12 @@ def rebuild(step: dict) -> AdaptiveSystem:
     parts = [rebuild_model(p) for p in step["parts"]]
     if step["system"] == "big_little":
         system: AdaptiveSystem = BigLittle(parts, step["measure"], step.get("names"))
+    elif step["system"] == "variable_width":
+        from edgeflow.methods.adaptive.slimmable import VariableWidth
+
+        spec = step["spec"]
+        system = VariableWidth(spec["name"], tuple(spec["input_shape"]), spec["num_classes"], spec["options"],
+                               step["widths"], step["measure"])
     elif step["system"] == "early_exit":
         system = EarlyExit.from_model(parts[0], step["exits"], step["num_classes"], tuple(step["input_shape"]),
                                       step["measure"])
