@@ -109,6 +109,12 @@ def main(argv: list[str] | None = None) -> None:
     try:
         from edgeflow import runtime
 
+        if Path(args.model).is_dir():  # an adaptive system's export folder: policy.json + one file per part
+            from edgeflow.stages._adaptive_deploy import profile_folder
+
+            data = _dataset(opts["dataset"], args.seed, args.split) if "dataset" in opts else None
+            print("\n".join(profile_folder(Path(args.model), hw, data, args.rounding)))
+            return
         program = runtime.load(args.model, rounding=args.rounding)
         data = _dataset(opts["dataset"], args.seed, args.split) if "dataset" in opts else None
         prof = program.profile(hardware=hw, dataset=data, reference=False if args.no_agreement else None,

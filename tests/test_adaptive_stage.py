@@ -21,7 +21,8 @@ from edgeflow.state import State
 QUIET = ["trainer.progress_bar=false", "tracking.enabled=false"]
 
 
-def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
     cfg = edgeflow.compose(["recipe=big_little", *QUIET, "stages.train.max_epochs=12", "stages.adaptive.max_epochs=8"])
     prepared = prepare(cfg)
     data = prepared.datamodule
@@ -58,6 +59,12 @@ def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch:
     assert abs(m["profile/adaptive/test_acc"] - m["adaptive/test_acc"]) <= 1.0
     assert m["profile/adaptive/little/energy_uj"] < 0.5 * m["profile/adaptive/big/energy_uj"] == pytest.approx(
         0.5 * m["profile/energy_uj"])
+    from tasks.profile_app import main as edgeflow_profile                  # the CLI takes the export folder
+
+    edgeflow_profile([str(r.run_dir / "export" / "adaptive"), "hardware=cortex_m4", "dataset=digits"])
+    printed = capsys.readouterr().out
+    assert printed.startswith("little: ") and f"big: 83,264 MACs, flash 5,776 B" in printed
+    assert f"{m['profile/adaptive/test_acc']:.2f} % on 359 samples" in printed     # θ as calibrated, the test split
     loaded = State.load(r.run_dir / "state")                          # the system is one saveable module
     system = loaded.models["adaptive"].eval()
     assert system.thresholds.tolist() == pytest.approx([m["adaptive/theta"]])

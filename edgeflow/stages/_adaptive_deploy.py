@@ -107,3 +107,31 @@ def profile_adaptive(state: State, ctx: StageContext, rounding: str) -> dict[str
         metrics.update({f"adaptive/share_{name}": share, f"adaptive/{name}/energy_uj": m["energy_uj"],
                         f"adaptive/{name}/latency_ms": m["latency_ms"], f"adaptive/{name}/flash_bytes": m["flash_bytes"]})
     return metrics
+
+
+def profile_folder(folder: Path, hardware: Any, data: Any, rounding: str) -> list[str]:
+    """``edgeflow-profile <export>/adaptive/``: the lines describing each part on ``hardware`` and, with
+    ``data`` (an iterable of ``(x, y)`` batches), the system at the policy's own thresholds (not
+    re-calibrated: one split) — accuracy, the share each path serves and the expected costs."""
+    from edgeflow import runtime
+    from edgeflow.methods.adaptive import calibrate as cal
+
+    policy_path = Path(folder) / POLICY
+    if not policy_path.is_file():
+        raise ValueError(f"{folder}: a folder must hold an adaptive system's {POLICY} (export/adaptive/)")
+    policy = json.loads(policy_path.read_text())
+    programs = [runtime.load(Path(folder) / f, rounding=rounding) for f in policy["files"]]
+    parts = [p.profile(hardware=hardware).metrics() for p in programs]
+    lines = [f"{name}: {m['macs']:,.0f} MACs, flash {m['flash_bytes']:,.0f} B, {m['latency_ms']:.4g} ms, "
+             f"{m['energy_uj']:.4g} µJ" for name, m in zip(policy["order"], parts)]
+    if data is None:
+        return lines
+    costs = {k: [m[k] for m in parts] for k in cal.COSTS}
+    conf, pred, y = _runtime_outputs(programs, policy["measure"], data)
+    theta = policy["thresholds"][0]
+    point = cal.evaluate_point(theta, conf, pred, y, costs, {k: costs[k][-1] for k in cal.COSTS})
+    shares = " / ".join(f"{n} {100 * s:.1f} %" for n, s in zip(policy["order"], point.shares))
+    lines.append(f"system at θ={theta:.4g} ({policy['measure']}): {point.acc:.2f} % on {len(y)} samples, served by "
+                 f"{shares}; expected {point.expected['energy_uj']:.4g} µJ ({point.ratio['energy_uj']:.3f} of "
+                 f"{policy['order'][-1]}), {point.expected['latency_ms']:.4g} ms")
+    return lines
