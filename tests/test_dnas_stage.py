@@ -87,7 +87,7 @@ def test_mixed_precision_exports_and_runs_bit_equal_on_the_runtime(workdir: Path
         "recipe=dnas_mps_cnn", *QUIET, "stages.train.max_epochs=6", "stages.dnas.search_epochs=2",
         "stages.dnas.max_epochs=1", "stages.profile.plots=false"]))
     m = r.metrics
-    assert m["dnas/flash_bytes"] <= 2500 * 1.05 and 2 < m["dnas/weight_bits"] < 8  # target met, mixed
+    assert m["dnas/flash_bytes"] <= 2768 * 1.05 and 2 < m["dnas/weight_bits"] < 8  # DUCCIO target met, mixed
     assert m["dnas/cost_flash_bytes"] == m["dnas/flash_bytes"]
     assert m["profile/agreement"] == 100.0 and m["profile/max_lsb_diff"] == 0.0
     x = np.random.default_rng(0).normal(size=(32, 1, 8, 8)).astype(np.float32)

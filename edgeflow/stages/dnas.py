@@ -1,12 +1,15 @@
 """Stage ``dnas``: differentiable architecture search on the model, export, fine-tuning.
 
-``method: pit`` (channel masks on every prunable channel group, and with ``search_kernel`` /
-``search_dilation`` receptive-field and dilation masks on Conv1d). The search trains weights and
+``method``: ``pit`` (channel masks on every prunable channel group, and with ``search_kernel`` /
+``search_dilation`` receptive-field and dilation masks on Conv1d), ``mps`` (per-layer weight and
+activation bit-widths over the fake-quant modules) or ``supernet`` (choice blocks: kernel sizes and
+identity per conv-BN-ReLU block, with a temperature schedule). The search trains weights and
 architecture together (``edgeflow.methods.dnas.search``: separate optimisers, ``weight_lr`` and
 ``arch_lr``; ``warmup_epochs`` without regulariser first), regularised by ``strength · cost /
 cost₀`` on one soft cost of the run's target and by DUCCIO ``targets`` (penalty above each target,
-ramped over the first half of the search). The exported model (plain, thinner; a blueprint step)
-is fine-tuned with ``fit`` (``max_epochs``, ``lr``, ...) and goes on to the next stages.
+ramped over the first half of the search). The exported model
+(plain, thinner, or quantized at the chosen bits; recorded as blueprint steps) is fine-tuned with
+``fit`` (``max_epochs``, ``lr``, ...) and goes on to the next stages.
 
 Metrics: per epoch ``val_acc``, ``train_loss``, ``reg_loss``, ``cost_<metric>`` (soft costs);
 final ``params_before``, ``params``, ``params_ratio`` (before / after), ``macs_before``, ``macs``,
@@ -134,9 +137,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     import torch
 
     from edgeflow.hardware import analyze
-    from edgeflow.methods.dnas import PIT, ChoiceSupernet, MixedPrecision, Regularizer, search
-    from edgeflow.methods.dnas.report import architecture_figure
-    from edgeflow.methods.pruning.masks import matches
+    from edgeflow.methods.dnas import Regularizer, search
     from edgeflow.stages._common import float_reference, write_csv
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate, fit
@@ -145,23 +146,12 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     state = float_reference(state, ctx)
     torch.manual_seed(ctx.seed)
     shape, hw = state.input_shape, ctx.hardware
-    if cfg.method == "pit":
-        net = PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
-                  search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
-                  default_bits=cfg.default_bits, min_channels=cfg.min_channels)
-    elif cfg.method == "mps":
-        net = MixedPrecision(state.model, shape, cfg.weight_bits, cfg.act_bits)
-        net.calibrate(ctx.data.train_dataloader(), cfg.calib_batches)
-    else:
-        net = ChoiceSupernet(state.model, shape, cfg.kernel_sizes, cfg.identity, cfg.sampling, cfg.default_bits)
+    net = _supernet(cfg, state, ctx)
     reg = Regularizer(cfg.cost, cfg.strength, dict(cfg.targets), cfg.target_strength, ramp_epochs=cfg.search_epochs // 2)
-
-    def log(epoch: int, row: dict[str, float]) -> None:
-        ctx.log_metrics(_named(row), step=epoch)
-
     rows = search(net, ctx.data.train_dataloader(), ctx.data.val_dataloader(), hw, reg, epochs=cfg.search_epochs,
                   warmup_epochs=cfg.warmup_epochs, weight_lr=cfg.weight_lr, arch_lr=cfg.arch_lr,
-                  arch_optimizer=cfg.arch_optimizer, on_epoch=log, before_epoch=_temperature(cfg, net))
+                  arch_optimizer=cfg.arch_optimizer, on_epoch=lambda e, row: ctx.log_metrics(_named(row), step=e),
+                  before_epoch=_temperature(cfg, net))
     with torch.no_grad():
         found = {k: float(v) for k, v in net.soft_cost(hw).items()}
     model = net.export().train()
@@ -170,26 +160,52 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     test = evaluate(model, ctx)
     before, after = analyze(state.model, shape, cfg.default_bits), analyze(model, shape, cfg.default_bits)
     est = hw.estimate(after, warn=False)
-    arch = net.architecture()
     metrics.update({
         "params_before": float(before.params), "params": float(after.params),
         "params_ratio": before.params / max(1, after.params), "macs_before": float(before.macs),
         "macs": float(after.macs), "weight_bytes_before": float(before.weight_bytes),
-        "weight_bytes": float(after.weight_bytes), "weight_bits": _mean_bits(analyze(model, shape)), "search_acc": search_acc, "test_acc": test["test_acc"],
-        "test_loss": test["test_loss"], "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
+        "weight_bytes": float(after.weight_bytes), "weight_bits": _mean_bits(analyze(model, shape)),
+        "search_acc": search_acc, "test_acc": test["test_acc"], "test_loss": test["test_loss"],
+        "acc_drop": state.reference_metrics["test_acc"] - test["test_acc"],
         "latency_ms": est.latency_ms, "energy_uj": est.energy_uj, "flash_bytes": float(est.flash_bytes),
         **{f"cost_{k}": v for k, v in found.items()},
     })
-    fig = architecture_figure(arch, f"{cfg.method}: params {before.params:,} -> {after.params:,}, "
-                                    f"{hw.name} {est.latency_ms:.3g} ms, test {test['test_acc']:.2f} %")
-    png = ctx.out_dir / "architecture.png"
-    fig.savefig(png, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
-    artifacts = {"architecture": write_csv(ctx.out_dir / "architecture.csv", arch), "architecture_png": png,
+    arch = net.architecture()
+    title = (f"{cfg.method}: params {before.params:,} -> {after.params:,}, {hw.name} {est.latency_ms:.3g} ms, "
+             f"test {test['test_acc']:.2f} %")
+    artifacts = {"architecture": write_csv(ctx.out_dir / "architecture.csv", arch),
+                 "architecture_png": _figure(arch, title, ctx.out_dir / "architecture.png"),
                  "search": write_csv(ctx.out_dir / "search.csv", rows)}
     return StageResult(state=state.with_model(model), metrics=metrics, artifacts=artifacts)
+
+
+def _supernet(cfg: Config, state: State, ctx: StageContext) -> Any:
+    """The method's supernet around (a copy of) the state's model; mps calibrates its candidates."""
+    from edgeflow.methods.dnas import PIT, ChoiceSupernet, MixedPrecision
+    from edgeflow.methods.pruning.masks import matches
+
+    shape = state.input_shape
+    if cfg.method == "pit":
+        return PIT(state.model, shape, search_channels=cfg.search_channels, search_kernel=cfg.search_kernel,
+                   search_dilation=cfg.search_dilation, exclude=lambda name: matches(name, cfg.exclude),
+                   default_bits=cfg.default_bits, min_channels=cfg.min_channels)
+    if cfg.method == "mps":
+        net = MixedPrecision(state.model, shape, cfg.weight_bits, cfg.act_bits)
+        net.calibrate(ctx.data.train_dataloader(), cfg.calib_batches)
+        return net
+    return ChoiceSupernet(state.model, shape, cfg.kernel_sizes, cfg.identity, cfg.sampling, cfg.default_bits)
+
+
+def _figure(rows: list[dict[str, Any]], title: str, path: Any) -> Any:
+    """``architecture_figure`` saved to ``path`` (returned)."""
+    import matplotlib.pyplot as plt
+
+    from edgeflow.methods.dnas.report import architecture_figure
+
+    fig = architecture_figure(rows, title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
 
 
 def _named(row: dict[str, Any]) -> dict[str, float]:

@@ -37,13 +37,16 @@ from edgeflow.models import blueprint
 
 
 class MixedQuantizer(nn.Module):
-    """``Σ_i softmax(α)_i · candidates[i](*args)``; ``α`` starts at 0 (uniform)."""
+    """``Σ_i softmax(α)_i · candidates[i](*args)``; ``α`` starts (almost) uniform, the last — widest —
+    candidate ahead by 1e-3, so the argmax starts at full precision."""
 
     def __init__(self, candidates: Sequence[nn.Module], bits: Sequence[int]) -> None:
         super().__init__()
         self.candidates = nn.ModuleList(candidates)
         self.choices = [int(b) for b in bits]
         self.alpha = nn.Parameter(torch.zeros(len(candidates)))
+        with torch.no_grad():
+            self.alpha[-1] = 1e-3
 
     def probs(self) -> Tensor:
         return torch.softmax(self.alpha, 0)
