@@ -81,7 +81,7 @@ def stage_kinds() -> dict[str, str]:
 def stage_module(kind: str) -> ModuleType:
     """The module implementing stage ``kind`` (its ``Config`` and ``run``)."""
     kinds = stage_kinds()
-    if kind not in kinds:
+    if not isinstance(kind, str) or kind not in kinds:
         raise ConfigError("kind", f"unknown stage kind {kind!r}; allowed: {', '.join(sorted(kinds))}")
     return importlib.import_module(kinds[kind])
 
@@ -113,7 +113,7 @@ def _omegaconf_error(err: OmegaConfBaseException, schema: type, prefix: str) -> 
 
 def _schema_for(table: dict[str, type], node: Any, prefix: str, what: str) -> type:
     name = node.get("name") if isinstance(node, (dict, DictConfig)) else None
-    if name not in table:
+    if not isinstance(name, str) or name not in table:
         raise ConfigError(f"{prefix}.name", f"unknown {what} {name!r}; allowed: {', '.join(sorted(table))}")
     return table[name]
 
