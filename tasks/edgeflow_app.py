@@ -76,7 +76,8 @@ def app(cfg: DictConfig) -> float | list[float] | None:
         exit_config_error("edgeflow", err)
 
     try:
-        result = run(cfg, prepared)
+        with raising_signals():  # also where a launcher calls the app without main (jobs in other processes)
+            result = run(cfg, prepared)
     except Interrupted as err:  # the pipeline marked the MLflow run KILLED
         from hydra.core.hydra_config import HydraConfig
 

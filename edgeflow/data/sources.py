@@ -126,7 +126,7 @@ def download(url: str, dest: Path, md5: str, *, url_key: str = "dataset.url",
             return dest
         dest.unlink()
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(dest.name + ".part")
+    tmp = dest.with_name(f"{dest.name}.{os.getpid()}.part")  # concurrent first downloads never share it
     h = hashlib.md5(usedforsecurity=False)
     try:
         with urllib.request.urlopen(url, timeout=timeout) as response, open(tmp, "wb") as f:
@@ -204,7 +204,7 @@ def load_mnist1d(cfg: MNIST1DConfig) -> dict[str, Split]:
         if cfg.cache:
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                tmp = path.with_name(path.name + ".tmp.npz")
+                tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")  # one per process: concurrent runs
                 np.savez(tmp, **arrays)
                 os.replace(tmp, path)
             except OSError:
