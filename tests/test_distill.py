@@ -1,6 +1,6 @@
 """Distillation: Hinton's loss on exact values; the distill stage on MNIST-1D (hint loss, a student
 of < 1/4 of the teacher's parameters that continues down the pipeline, the teacher kept; a teacher
-from a saved state distilled into a quantized student that exports to QDQ ONNX); one-line errors."""
+from an MLflow run distilled into a quantized student that exports to QDQ ONNX); one-line errors."""
 
 from __future__ import annotations
 
@@ -36,8 +36,8 @@ def test_kd_loss_equals_hintons_formula() -> None:
 
 
 def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> None:
-    first = edgeflow.run(edgeflow.compose([
-        "recipe=distill_tcn", *QUIET, "~stages.export", "stages.train.max_epochs=6", "stages.distill.max_epochs=6",
+    first = edgeflow.run(edgeflow.compose([                       # tracked: its final state goes to MLflow
+        "recipe=distill_tcn", "trainer.progress_bar=false", "~stages.export", "stages.train.max_epochs=6", "stages.distill.max_epochs=6",
         "+stages.distill.hints={features.3: features.3}"]))
     m = first.metrics
     assert m["distill/param_ratio"] < 0.25 and m["distill/student_params"] == 1154        # tcn [8, 8, 8, 8]
@@ -50,11 +50,11 @@ def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> Non
     with torch.no_grad():
         assert torch.equal(loaded.model.eval()(x), model.eval()(x))
         assert torch.equal(loaded.models["teacher"].eval()(x), teacher.eval()(x))
-    # a teacher from that saved state (its final model: the student), a quantized student (QAT), exported as
+    # a teacher from that MLflow run (its final model: the student), a quantized student (QAT), exported as
     # int8 QDQ and run in onnxruntime
     second = edgeflow.run(edgeflow.compose([
         "recipe=distill_tcn", *QUIET, "~stages.train", "~stages.evaluate", "stages.distill.max_epochs=4",
-        f"stages.distill.teacher={first.run_dir / 'state'}", "+stages.distill.qat={weight_bits: 8}"]))
+        f"stages.distill.teacher=runs:/{first.mlflow_run_id}", "+stages.distill.qat={weight_bits: 8}"]))
     m2 = second.metrics
     assert m2["distill/teacher_acc"] == pytest.approx(m["distill/test_acc"])              # the saved model
     assert m2["distill/test_acc"] > 60
