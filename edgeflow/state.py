@@ -300,6 +300,15 @@ class StageContext:
         """Log ``<stage>/<metric>`` values (bare names in ``values``) at ``step``."""
         self.tracker.log_metrics({f"{self.name}/{k}": v for k, v in values.items()}, step)
 
+    def log_metric_rows(self, rows: list[tuple[Mapping[str, float], int | None]]) -> None:
+        """Log several steps at once (``(values, step)`` rows, bare names): one write to the store."""
+        prefixed = [({f"{self.name}/{k}": v for k, v in values.items()}, step) for values, step in rows]
+        if hasattr(self.tracker, "log_metric_rows"):
+            self.tracker.log_metric_rows(prefixed)
+        else:  # a tracker of a caller's own (tests): one call per step
+            for values, step in prefixed:
+                self.tracker.log_metrics(values, step)
+
     def log_artifact(self, path: Path) -> None:
         """Upload ``path`` into this context's run under the stage's name, keeping its sub-folder of
         ``out_dir`` (``profile/gap9/profile_layers.csv``: same-named files of targets stay apart)."""

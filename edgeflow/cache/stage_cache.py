@@ -57,6 +57,10 @@ class _Recording:
         self.logged.append([{k: float(v) for k, v in metrics.items()}, step])
         self.inner.log_metrics(metrics, step)
 
+    def log_metric_rows(self, rows: list[tuple[Mapping[str, float], int | None]]) -> None:
+        self.logged.extend([{k: float(v) for k, v in values.items()}, step] for values, step in rows)
+        self.inner.log_metric_rows(rows)
+
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
@@ -164,8 +168,7 @@ class StageCache:
                             type(err).__name__, str(err).splitlines()[0] if str(err) else "")
                 self.store.remove(key)
                 continue
-            for values, step in entry.meta.get("logged", []):
-                ctx.tracker.log_metrics(values, step)
+            ctx.tracker.log_metric_rows([(values, step) for values, step in entry.meta.get("logged", [])])
             computed_by = str(entry.meta.get("run_id") or "")
             self.tracker.set_tag(f"{CACHED_TAG}{name}", computed_by or "-")
             return result, computed_by

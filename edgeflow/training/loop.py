@@ -1,4 +1,11 @@
-"""``fit`` and ``evaluate``: the two calls a stage makes to train or test a model."""
+"""``fit`` and ``evaluate``: the two calls a stage makes to train or test a model.
+
+What a fit costs beyond the training itself is kept small (``benchmarks/lightning_overhead.py``):
+the best weights are kept in memory and written once (``best.ckpt``) when the fit ends, not at every
+improvement; the per-epoch metrics go to the tracker in one write at the end; the progress bar
+refreshes every ``PROGRESS_REFRESH`` batches; the clustering callback joins only a fit whose model
+has clustered layers; the training loss is summed by the task, not through ``self.log`` per step.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +18,7 @@ import torch
 from torch import Tensor, nn
 
 from edgeflow.methods.clustering.callback import WeightSharing
+from edgeflow.methods.clustering.sharing import clustered_layers
 from edgeflow.state import StageContext
 from edgeflow.training.callbacks import EpochMetricsLogger, MaskEnforcer
 from edgeflow.training.schema import TrainingStageConfig
@@ -22,8 +30,30 @@ logging.getLogger("pytorch_lightning.utilities.rank_zero").setLevel(logging.WARN
 logging.getLogger("pytorch_lightning.accelerators.cuda").setLevel(logging.WARNING)
 
 
+PROGRESS_REFRESH = 10  # batches between progress-bar updates
+
+
+class BestWeights(pl.Callback):
+    """Keeps, in memory, the weights of the epoch with the highest ``val_acc`` (the first of equals,
+    as ``ModelCheckpoint(mode="max")``); NaN never counts as best."""
+
+    def __init__(self) -> None:
+        self.score: float | None = None
+        self.state: dict[str, Tensor] | None = None
+
+    def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
+        value = trainer.callback_metrics.get("val_acc")
+        if trainer.sanity_checking or value is None or torch.isnan(value):
+            return
+        if self.score is None or float(value) > self.score:
+            self.score = float(value)
+            self.state = {k: v.detach().clone() for k, v in pl_module.state_dict().items()}
+
+
 def _trainer(ctx: StageContext, max_epochs: int, callbacks: list[pl.Callback], progress: bool) -> pl.Trainer:
     tcfg = ctx.trainer
+    if progress and tcfg.progress_bar:
+        callbacks = [*callbacks, pl.callbacks.TQDMProgressBar(refresh_rate=PROGRESS_REFRESH)]
     return pl.Trainer(
         max_epochs=max_epochs, accelerator=tcfg.accelerator, devices=tcfg.devices,
         deterministic=tcfg.deterministic, enable_progress_bar=progress and tcfg.progress_bar,
@@ -37,26 +67,31 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
         loss: Callable[[nn.Module, Tensor, Tensor], Tensor] | None = None) -> dict[str, float]:
     """Train ``model`` in place on ``ctx.data`` and restore its best-validation weights.
 
-    Writes the best checkpoint (weights only) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
+    Writes the best checkpoint (weights only, ``best.ckpt``) to ``ctx.out_dir``, logs per-epoch ``train_loss``,
     ``val_loss``, ``val_acc`` and ``lr`` under the stage's name, re-applies pruning masks after
     every optimizer step and keeps clustered weights tied (``WeightSharing``). ``loss(model, x, y)``
     replaces the cross-entropy training loss (``ClassificationTask``). Returns ``{"best_val_acc": best, "epochs": epochs_run}`` (the per-epoch
     ``val_acc`` series is in MLflow; ``best_val_acc`` does not collide with it).
     """
     task = ClassificationTask(model, cfg, extra_loss, loss)
-    checkpoint = pl.callbacks.ModelCheckpoint(dirpath=ctx.out_dir, filename="best", monitor="val_acc", mode="max",
-                                              save_top_k=1, save_weights_only=True, enable_version_counter=False)
-    all_callbacks: list[pl.Callback] = [MaskEnforcer(), WeightSharing(), EpochMetricsLogger(ctx.log_metrics), checkpoint,
-                                        *callbacks]
+    best = BestWeights()
+    rows: list[tuple[dict[str, float], int | None]] = []
+    all_callbacks: list[pl.Callback] = [MaskEnforcer(), EpochMetricsLogger(lambda values, step: rows.append((values, step))),
+                                        best, *callbacks]
+    if clustered_layers(model):
+        all_callbacks.insert(1, WeightSharing())
     if cfg.patience > 0:
         all_callbacks.append(pl.callbacks.EarlyStopping(monitor="val_acc", mode="max", patience=cfg.patience))
     trainer = _trainer(ctx, cfg.max_epochs, all_callbacks, progress=True)
-    trainer.fit(task, datamodule=ctx.data)
-    if checkpoint.best_model_path:
-        state = torch.load(checkpoint.best_model_path, map_location="cpu", weights_only=True)["state_dict"]
-        task.load_state_dict(state)
-    best = checkpoint.best_model_score
-    return {"best_val_acc": float(best) if best is not None else float("nan"), "epochs": float(trainer.current_epoch)}
+    try:
+        trainer.fit(task, datamodule=ctx.data)
+    finally:
+        ctx.log_metric_rows(rows)
+    if best.state is not None:
+        task.load_state_dict(best.state)
+        torch.save({"state_dict": best.state}, ctx.out_dir / "best.ckpt")  # model.checkpoint reads it
+    score = best.score
+    return {"best_val_acc": score if score is not None else float("nan"), "epochs": float(trainer.current_epoch)}
 
 
 def evaluate(model: nn.Module, ctx: StageContext, split: str = "test") -> dict[str, float]:

@@ -58,13 +58,23 @@ class ClassificationTask(pl.LightningModule):
     def forward(self, x: Tensor) -> Tensor:
         return self.model(x)
 
+    def on_train_epoch_start(self) -> None:
+        self._loss_sum = torch.zeros((), dtype=torch.float64)
+        self._loss_count = 0
+
     def training_step(self, batch: tuple[Tensor, Tensor], batch_idx: int) -> Tensor:
         x, y = batch
         loss = self.loss(self.model, x, y) if self.loss is not None else F.cross_entropy(self.model(x), y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=len(y))
+        self._loss_sum += loss.detach().double() * len(y)  # summed here: self.log per step costs more than the step
+        self._loss_count += len(y)
         if self.extra_loss is not None:
             loss = loss + self.extra_loss(self.model)
         return loss
+
+    def on_train_epoch_end(self) -> None:
+        """``train_loss``: the epoch's mean training loss, weighted by batch size."""
+        if self._loss_count:
+            self.log("train_loss", (self._loss_sum / self._loss_count).float(), prog_bar=True)
 
     def _eval_step(self, batch: tuple[Tensor, Tensor], prefix: str) -> None:
         x, y = batch

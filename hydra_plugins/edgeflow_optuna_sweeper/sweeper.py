@@ -18,9 +18,10 @@ import logging
 import math
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from hydra.core.plugins import Plugins
+from hydra.experimental.callback import Callback
 from hydra.plugins.sweeper import Sweeper
 from hydra.types import HydraContext, TaskFunction
 from omegaconf import DictConfig, OmegaConf
@@ -37,9 +38,46 @@ hypervolume reward epochs unique_weights clustered_acc teacher_acc student_param
 expected_energy_uj best_latency_ms best_energy_uj search_acc pareto_size param_ratio""".split())
 
 
-def _exit(message: str) -> None:
+def _exit(message: str) -> NoReturn:
     print(f"edgeflow: config error: {message}", file=sys.stderr)
     sys.exit(2)
+
+
+def objectives(config: DictConfig) -> list[tuple[str, str]]:
+    """The app's ``optimize`` as (metric, direction) pairs, checked against the recipe's stages and
+    the metric names stages report (``METRICS`` and ``hydra.sweeper.extra_metrics``); the last
+    stage's ``test_acc`` (max) without it. A mistake exits 2 with one line."""
+    value = OmegaConf.select(config, "optimize")
+    stages = list(OmegaConf.select(config, "stages") or {})
+    if value is None:
+        last = next((s for s in reversed(stages)), "evaluate")
+        return [(f"{last}/test_acc", "max")]
+    entries = [value] if isinstance(value, str) else list(value)
+    known = METRICS | set(OmegaConf.select(config, "hydra.sweeper.extra_metrics") or [])
+    out = []
+    for i, entry in enumerate(entries):
+        metric, _, direction = str(entry).partition(":")
+        stage, _, name = metric.partition("/")
+        if not (stage and name) or (direction or "max") not in ("max", "min"):
+            _exit(f"optimize.{i}: must be '<stage>/<metric>:max|min', got {entry!r}")
+        if stage not in stages:
+            _exit(f"optimize.{i}: names stage {stage!r}, which is not in this recipe; stages: {', '.join(stages)}")
+        if name not in known:
+            from edgeflow.core.suggest import did_you_mean
+
+            _exit(f"optimize.{i}: unknown metric {name!r}{did_you_mean(name, sorted(known))}; "
+                  "a metric of your own stage goes into hydra.sweeper.extra_metrics")
+        out.append((metric, direction or "max"))
+    return out
+
+
+class ObjectiveCheck(Callback):
+    """Checks an Optuna multirun's objectives first, before other callbacks start anything (the
+    sweep's MLflow parent run): ``conf/config.yaml`` lists it first under ``hydra.callbacks``."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        if str(OmegaConf.select(config, "hydra.sweeper._target_") or "").startswith(__name__):
+            objectives(config)
 
 
 class OptunaSweeper(Sweeper):
@@ -47,10 +85,10 @@ class OptunaSweeper(Sweeper):
 
     def __init__(self, n_trials: int, n_jobs: int, sampler: str, seed: int | None, storage: str | None,
                  study_name: str | None, params: dict[str, str] | None, extra_metrics: list[str] | None) -> None:
+        """Options as in ``config.OptunaSweeperConf`` (``extra_metrics`` is read from the config by ``objectives``)."""
         self.n_trials, self.n_jobs, self.sampler_name, self.seed = n_trials, n_jobs, sampler, seed
         self.storage, self.study_name = storage, study_name
         self.params = dict(params or {})
-        self.extra_metrics = set(extra_metrics or [])
         self.config: DictConfig | None = None
         self.launcher: Any = None
         self.job_idx = 0
@@ -59,33 +97,6 @@ class OptunaSweeper(Sweeper):
         self.config = config
         self.launcher = Plugins.instance().instantiate_launcher(hydra_context=hydra_context,
                                                                 task_function=task_function, config=config)
-
-    # ------------------------------------------------------------------ checks
-    def _objectives(self) -> list[tuple[str, str]]:
-        """``optimize`` as (metric, direction) pairs, checked; the last stage's ``test_acc`` (max) without it."""
-        assert self.config is not None
-        value = OmegaConf.select(self.config, "optimize")
-        stages = list(OmegaConf.select(self.config, "stages") or {})
-        if value is None:
-            last = next((s for s in reversed(stages)), "evaluate")
-            return [(f"{last}/test_acc", "max")]
-        entries = [value] if isinstance(value, str) else list(value)
-        known = METRICS | self.extra_metrics
-        out = []
-        for i, entry in enumerate(entries):
-            metric, _, direction = str(entry).partition(":")
-            stage, _, name = metric.partition("/")
-            if not (stage and name) or (direction or "max") not in ("max", "min"):
-                _exit(f"optimize.{i}: must be '<stage>/<metric>:max|min', got {entry!r}")
-            if stage not in stages:
-                _exit(f"optimize.{i}: names stage {stage!r}, which is not in this recipe; stages: {', '.join(stages)}")
-            if name not in known:
-                from edgeflow.core.suggest import did_you_mean
-
-                _exit(f"optimize.{i}: unknown metric {name!r}{did_you_mean(name, sorted(known))}; "
-                      "a metric of your own stage goes into hydra.sweeper.extra_metrics")
-            out.append((metric, direction or "max"))
-        return out
 
     def _study(self, objectives: list[tuple[str, str]], space: dict[str, Any], fixed: list[str]) -> Any:
         import optuna
@@ -118,14 +129,15 @@ class OptunaSweeper(Sweeper):
 
         from hydra_plugins.edgeflow_optuna_sweeper.space import SpaceError, search_space
 
-        objectives = self._objectives()
+        assert self.config is not None
+        goals = objectives(self.config)
         try:
             space, fixed = search_space(arguments, self.params)
         except SpaceError as err:
             _exit(str(err))
         if not space:
             _exit("hydra.sweeper.params: the search space is empty; give e.g. 'stages.train.lr=interval(1e-4,1e-1)'")
-        study = self._study(objectives, space, fixed)
+        study = self._study(goals, space, fixed)
         finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)]
         self.job_idx = len(study.trials)
         log.info("optuna study %s (%s): %d of %d trials done", study.study_name, study._storage.__class__.__name__,
@@ -137,15 +149,16 @@ class OptunaSweeper(Sweeper):
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)
             for trial, ret in zip(batch, returns):
-                self._tell(study, trial, ret, len(objectives))
+                self._tell(study, trial, ret, len(goals))
             remaining -= len(batch)
-        return self._report(study, objectives)
+        return self._report(study, goals)
 
     @staticmethod
     def _tell(study: Any, trial: Any, ret: Any, n_objectives: int) -> None:
         from optuna.trial import TrialState
 
-        summary = Path(str(ret.working_dir or "")) / "summary.json"
+        run_dir = OmegaConf.select(ret.hydra_cfg, "hydra.runtime.output_dir") if ret.hydra_cfg is not None else None
+        summary = Path(str(run_dir or ret.working_dir or "")) / "summary.json"
         try:
             trial.set_user_attr("run_dir", str(summary.parent))
             trial.set_user_attr("mlflow_run_id", json.loads(summary.read_text()).get("mlflow_run_id", ""))
