@@ -22,8 +22,7 @@ from edgeflow.tracking.schema import TrackingConfig
 from edgeflow.tracking.store import Retrying, prepare_store
 
 MAX_PARAM_CHARS = 6000  # MLflow 3's limit on a param value
-for _noisy in ("mlflow.store.db.utils", "alembic.runtime.migration"):
-    logging.getLogger(_noisy).setLevel(logging.WARNING)
+logging.getLogger("alembic.runtime.migration").setLevel(logging.WARNING)  # mlflow.store.db.utils: store.py
 _HEARTBEAT = Heartbeat()  # one per process: it beats for every run the process has open
 
 
