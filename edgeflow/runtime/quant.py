@@ -55,9 +55,10 @@ def quantize_linear(x: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | i
     """ONNX QuantizeLinear as onnxruntime computes it: saturate(rne(x / scale) + zp) in float32."""
     qmin, qmax = qrange(dtype)
     zp_f = np.asarray(zp, dtype=np.float32)
-    v = np.asarray(x, dtype=np.float32) / np.asarray(scale, dtype=np.float32)
-    v = np.clip(v, np.float32(qmin) - zp_f, np.float32(qmax) - zp_f)
-    return (np.rint(v) + zp_f).astype(dtype)
+    v = np.asarray(np.divide(np.asarray(x, dtype=np.float32), np.asarray(scale, dtype=np.float32)))  # then in place
+    np.clip(v, np.float32(qmin) - zp_f, np.float32(qmax) - zp_f, out=v)
+    np.rint(v, out=v)
+    return np.add(v, zp_f, out=np.empty(v.shape, dtype), casting="unsafe")
 
 
 def dequantize_linear(q: np.ndarray, scale: np.ndarray | float, zp: np.ndarray | int) -> np.ndarray:
