@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -76,12 +77,26 @@ def test_sigint_during_training_kills_the_run_and_the_next_run_closes_a_sigkille
     assert closed.data.tags["edgeflow.error"].startswith(f"orphaned: its process {orphan.pid} on ")
 
 
-def test_a_live_run_is_not_taken_for_an_orphan(_session_home: Path) -> None:
+def test_owners_alive_or_gone_by_pid_start_time_and_heartbeat(_session_home: Path) -> None:
     uri = tracking_uri(_session_home)  # the session's store: migrated once for every test that shares it
-    live = MlflowRun.start(uri, "live_owner", "live", {})
-    other = MlflowRun.start(uri, "live_owner", "other", {})  # opening the experiment again closes nothing
+    live = MlflowRun.start(uri, "owners", "live", {})
     client = MlflowClient(uri)
-    assert client.get_run(live.run_id).info.status == "RUNNING"
+    exp = live.experiment_id
+    me, now = socket.gethostname(), time.time()
+    made = {name: client.create_run(exp, run_name=name, tags={"edgeflow.host": host, "edgeflow.pid": pid,
+                                                              "edgeflow.pid_start": start, **beat}).info.run_id
+            for name, host, pid, start, beat in [
+                ("reused pid", me, str(os.getpid()), "1", {}),  # this pid, but started at another time
+                ("stale elsewhere", "elsewhere", "7", "", {"edgeflow.heartbeat": f"{now - 3600:.0f}"}),
+                ("beating elsewhere", "elsewhere", "7", "", {"edgeflow.heartbeat": f"{now:.0f}"})]}
+    foreign = client.create_run(exp, run_name="no owner").info.run_id  # another tool's run
+    other = MlflowRun.start(uri, "owners", "other", {})  # opening the experiment closes the orphans
+    status = {name: client.get_run(run_id).info.status for name, run_id in made.items()}
+    assert status == {"reused pid": "KILLED", "stale elsewhere": "KILLED", "beating elsewhere": "RUNNING"}
+    assert client.get_run(made["stale elsewhere"]).data.tags["edgeflow.error"].startswith(
+        "orphaned: no heartbeat from process 7 on elsewhere for 36")  # 3600 s and the seconds since
+    assert client.get_run(foreign).info.status == "RUNNING"
+    assert client.get_run(live.run_id).info.status == "RUNNING"  # its process (this one) is alive
     live.finish()
     other.finish()
     assert client.get_run(live.run_id).info.status == "FINISHED"
