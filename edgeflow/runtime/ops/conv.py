@@ -8,7 +8,8 @@ y = requantize(acc) per output channel m (see ``edgeflow.runtime.quant``); paddi
 Fast paths, whenever every partial sum stays below 2**24 so that float32 is exact in any summation
 order: ``group == 1``: channel-last (NHWC) im2col from a strided window view, one cast copy per few
 images into a reused buffer whose last column is 1, one float32 GEMM on one BLAS thread; other
-groups (depthwise): torch's float32 channel-last convolution of the centred input
+groups (depthwise) and first layers (< 4 input channels, ≥ 27 taps): torch's float32 channel-last
+convolution of the centred input
 (``edgeflow.runtime.torchconv``; numpy's shifted-slice sums were 2-4× slower). Both requantize in
 place in float32; the output is the NCHW-shaped view of an NHWC array, which the next conv reads
 without a transpose. Bit-identical to the generic path below, which handles everything else.
@@ -64,12 +65,16 @@ class Conv(Op):
         # group == 1 with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| * sum_k |w_k|
         # + |offset|): one float32 GEMM (any K, any summation order) is exact; the weight matrix's last
         # row holds the offset, matched by a column of ones in the im2col matrix
-        self.fast_gemm = self.group == 1 and torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
+        # (few input channels and a large kernel, e.g. a first layer: torch's kernel is 3-5x faster than
+        # the window copy, whose inner loop is only C long)
+        few_channels = self.cg < 4 and self.cg * kk >= 27
+        self.fast_gemm = self.group == 1 and not few_channels and \
+            torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
         if self.fast_gemm:
             wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)  # K ordered (kh, kw, c) as NHWC windows
             off32 = np.broadcast_to(np.asarray(self.acc_offset, np.float32), (self.m,)).reshape(1, -1)
             self.wk = np.ascontiguousarray(np.concatenate([wk, off32], axis=0))
-        # other groups (depthwise): torch's float32 kernels under the same bound (torchconv)
+        # other groups (depthwise) and few-channel convs: torch's float32 kernels under the same bound (torchconv)
         x_bound = float(max(abs(v - self.zp_x) for v in quant.qrange(self.x_dtype)))
         self.tconv = None
         if not self.fast_gemm and torchconv.exact_bound(x_bound, w_c, self.bias):
