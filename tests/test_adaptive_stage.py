@@ -23,7 +23,7 @@ QUIET = ["trainer.progress_bar=false", "tracking.enabled=false"]
 
 def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch: pytest.MonkeyPatch,
                                                     capsys: pytest.CaptureFixture[str]) -> None:
-    cfg = edgeflow.compose(["recipe=big_little", *QUIET, "stages.train.max_epochs=12", "stages.adaptive.max_epochs=8"])
+    cfg = edgeflow.compose(["recipe=big_little", *QUIET, "stages.train.max_epochs=10", "stages.adaptive.max_epochs=6"])
     prepared = prepare(cfg)
     data = prepared.datamodule
     opened: list[str] = []
@@ -75,7 +75,7 @@ def test_big_little_is_calibrated_on_validation_only(workdir: Path, monkeypatch:
 
 def test_early_exit_on_digits(workdir: Path) -> None:
     r = edgeflow.run(edgeflow.compose(["recipe=early_exit", "model=cnn", "dataset=digits", *QUIET,
-                                       "stages.train.max_epochs=10", "stages.adaptive.exits=[features.0]",
+                                       "stages.train.max_epochs=6", "stages.adaptive.exits=[features.0]",
                                        "stages.adaptive.max_epochs=6", "stages.adaptive.lr=0.005",
                                        "stages.adaptive.train=heads"]))
     m = r.metrics
@@ -86,7 +86,7 @@ def test_early_exit_on_digits(workdir: Path) -> None:
 
 
 def test_variable_width_on_digits(workdir: Path) -> None:
-    r = edgeflow.run(edgeflow.compose(["recipe=variable_width", *QUIET, "stages.train.max_epochs=8",
+    r = edgeflow.run(edgeflow.compose(["recipe=variable_width", *QUIET, "stages.train.max_epochs=6",
                                        "stages.adaptive.max_epochs=3"]))
     m = r.metrics
     assert sum(m[f"adaptive/share_{n}"] for n in ("w25", "w50", "w100")) == pytest.approx(1.0)

@@ -37,7 +37,8 @@ def test_kd_loss_equals_hintons_formula() -> None:
 
 def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> None:
     first = edgeflow.run(edgeflow.compose([                       # tracked: its final state goes to MLflow
-        "recipe=distill_tcn", "trainer.progress_bar=false", "~stages.export", "stages.train.max_epochs=6", "stages.distill.max_epochs=6",
+        "recipe=distill_tcn", "trainer.progress_bar=false", "~stages.export", "stages.train.max_epochs=4",
+        "stages.distill.max_epochs=6",
         "+stages.distill.hints={features.3: features.3}"]))
     m = first.metrics
     assert m["distill/param_ratio"] < 0.25 and m["distill/student_params"] == 1154        # tcn [8, 8, 8, 8]
@@ -53,7 +54,7 @@ def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> Non
     # a teacher from that MLflow run (its final model: the student), a quantized student (QAT), exported as
     # int8 QDQ and run in onnxruntime
     second = edgeflow.run(edgeflow.compose([
-        "recipe=distill_tcn", *QUIET, "~stages.train", "~stages.evaluate", "stages.distill.max_epochs=4",
+        "recipe=distill_tcn", *QUIET, "~stages.train", "~stages.evaluate", "stages.distill.max_epochs=3",
         f"stages.distill.teacher=runs:/{first.mlflow_run_id}", "+stages.distill.qat={weight_bits: 8}"]))
     m2 = second.metrics
     assert m2["distill/teacher_acc"] == pytest.approx(m["distill/test_acc"])              # the saved model
