@@ -43,6 +43,10 @@ class FullyConnected(Op):
             self.offset = 0 if self.bias is None else self.bias
 
     def run(self, values, mode):
+        with intgemm.single_threaded_blas:  # small GEMMs: a multi-threaded BLAS stalls under load
+            return self._run(values, mode)
+
+    def _run(self, values, mode):
         a = values[0]
         if self.w is not None:
             if a.shape[-1] != self.wf.shape[0]:
