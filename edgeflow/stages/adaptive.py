@@ -164,50 +164,63 @@ def check(cfg: Config, state: State) -> None:
         raise ConfigError("exits", str(err)) from None
 
 
-def _build(cfg: Config, state: State, ctx: StageContext) -> Any:
-    """The trained system, carrying its blueprint."""
-    from edgeflow.methods.adaptive import BigLittle, EarlyExit, exit_loss
-    from edgeflow.methods.adaptive.system import blueprint_step
-    from edgeflow.models.blueprint import blueprint_of, set_blueprint
+def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+    from edgeflow.methods.adaptive import BigLittle
+    from edgeflow.models.blueprint import blueprint_of
     from edgeflow.stages._zoo_spec import build_spec
     from edgeflow.training import fit
 
+    little = build_spec(cfg.little, "little", state.input_shape, state.num_classes)
+    with ctx.child("little") as sub:
+        fit(little, sub, cfg)
+    parts = [little, state.copy_model()]
+    if cfg.quantize is not None:   # post-training int8 parts: calibration then sees int8 scores
+        from edgeflow.methods.quantization import calibrate, freeze_observers, quantize_model
+
+        parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize)) for p in parts]
+        for part in parts:
+            calibrate(part, ctx.data.train_dataloader(), 8)
+            freeze_observers(part)
+    return BigLittle(parts, cfg.measure), [blueprint_of(p) for p in parts], {}
+
+
+def _variable_width(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+    from edgeflow.methods.adaptive import VariableWidth, width_loss
+    from edgeflow.models.blueprint import blueprint_of
+    from edgeflow.training import fit
+
     base = state.copy_model()
-    if cfg.system == "big_little":
-        little = build_spec(cfg.little, "little", state.input_shape, state.num_classes)
-        with ctx.child("little") as sub:
-            fit(little, sub, cfg)
-        parts = [little, base]
-        if cfg.quantize is not None:   # post-training int8 parts: calibration then sees int8 scores
-            from edgeflow.methods.quantization import calibrate, freeze_observers, quantize_model
+    zoo = blueprint_of(base)[0]
+    system = VariableWidth(zoo["name"], state.input_shape, state.num_classes, zoo["options"], cfg.widths,
+                           cfg.measure, source=base)   # the trained model's weights at every width
+    fit(system, ctx, cfg, loss=width_loss)
+    return system, [], {"spec": system.spec, "widths": system.widths}
 
-            parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize)) for p in parts]
-            for part in parts:
-                calibrate(part, ctx.data.train_dataloader(), 8)
-                freeze_observers(part)
-        system = BigLittle(parts, cfg.measure)
-        system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
-        set_blueprint(system, [blueprint_step(system, [blueprint_of(p) for p in parts])])
-        return system
+
+def _early_exit(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+    from edgeflow.methods.adaptive import EarlyExit, exit_loss
+    from edgeflow.models.blueprint import blueprint_of
+    from edgeflow.training import fit
+
+    base = state.copy_model()
     source = blueprint_of(base)
-    if cfg.system == "variable_width":
-        from edgeflow.methods.adaptive import VariableWidth, width_loss
-
-        zoo = source[0]
-        system = VariableWidth(zoo["name"], state.input_shape, state.num_classes, zoo["options"], cfg.widths,
-                               cfg.measure, source=base)   # the trained model's weights at every width
-        system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
-        fit(system, ctx, cfg, loss=width_loss)
-        set_blueprint(system, [blueprint_step(system, [], spec=system.spec, widths=system.widths)])
-        return system
     system = EarlyExit.from_model(base, cfg.exits, state.num_classes, state.input_shape, cfg.measure)
-    system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
-    weights = cfg.exit_weights or [1.0] * system.num_paths
     system.segments.requires_grad_(cfg.train == "joint")
-    fit(system, ctx, cfg, loss=exit_loss(weights, heads_only=cfg.train == "heads"))
+    fit(system, ctx, cfg, loss=exit_loss(cfg.exit_weights or [1.0] * system.num_paths, cfg.train == "heads"))
     system.segments.requires_grad_(True)
-    set_blueprint(system, [blueprint_step(system, [source], exits=system.exits, num_classes=state.num_classes,
-                                          input_shape=list(state.input_shape))])
+    return system, [source], {"exits": system.exits, "num_classes": state.num_classes,
+                              "input_shape": list(state.input_shape)}
+
+
+def _build(cfg: Config, state: State, ctx: StageContext) -> Any:
+    """The trained system of ``cfg.system``, carrying its calibration rule and its blueprint."""
+    from edgeflow.methods.adaptive.system import blueprint_step
+    from edgeflow.models.blueprint import set_blueprint
+
+    builder = {"big_little": _big_little, "variable_width": _variable_width, "early_exit": _early_exit}[cfg.system]
+    system, parts, extra = builder(cfg, state, ctx)
+    system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
+    set_blueprint(system, [blueprint_step(system, parts, **extra)])
     return system
 
 
