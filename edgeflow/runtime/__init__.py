@@ -1,6 +1,7 @@
 """edgeflow's int8 reference runtime: run the integers a microcontroller would run.
 
-Pure numpy. ``load(path, rounding="onnx" | "tflm") -> Program`` lowers a quantized ONNX file —
+numpy (and torch's float32 convolution where exact). ``load(path, rounding="onnx" | "tflm") -> Program``
+lowers a quantized ONNX file —
 QDQ (``DequantizeLinear → op → QuantizeLinear``, e.g. edgeflow's export or onnxruntime's
 ``quantize_static``) or QOperator (``QLinearConv``, ``QLinearMatMul``, ``QGemm``, ``QLinearAdd``,
 ``QLinearAveragePool``, ``QLinearGlobalAveragePool``, ``ConvInteger``, ``MatMulInteger``) — to an
@@ -23,7 +24,8 @@ int8 activations per tensor; int8 weights per channel or per tensor; int32 biase
 
 The program is data (``edgeflow.runtime.ir.Graph``: nodes with their kind, integer/float params
 and attributes, tensors with static shapes, dtypes and quantization), produced by a frontend
-(``frontends.onnx``) and run by one kernel per node (``ops``). ``Program.run(inputs)`` mirrors
+(``frontends.onnx``; ``frontends.tflite`` for int8 ``.tflite`` files, tflm rounding by default,
+bit-exact with LiteRT's reference kernels) and run by one kernel per node (``ops``). ``Program.run(inputs)`` mirrors
 ``InferenceSession.run(None, feeds)``; ``Program.plan_memory()`` gives the greedy arena (peak RAM);
 ``Program.profile(hardware, dataset)`` MACs, flash, RAM, latency, energy, accuracy and agreement
 with onnxruntime; ``Program.save("m.json")`` writes the IR (+ ``m.npz``), ``load("m.json")`` reads it.
