@@ -119,7 +119,8 @@ def write_plots(report: Report, out_dir: Path) -> list[Path]:
         ax.set_ylabel(f"{acc} (%)")
         ax.set_title(f"{acc} against {cost}")
         ax.grid(alpha=0.3)
-        ax.legend(loc="lower right", fontsize=8)
+        ax.margins(x=0.3, y=0.1)  # room for the labels
+        ax.legend(loc="best", fontsize=8)
         fig.tight_layout()
         path = out_dir / f"{acc.replace('/', '_')}_vs_{cost.replace('/', '_')}.png"
         fig.savefig(path)

@@ -67,7 +67,16 @@ def varied_params(rows: list[RunRow]) -> list[str]:
 def label(row: RunRow, keys: list[str]) -> str:
     """``hardware=gap9 qat.weight_bits=4``: the values of ``keys`` (from ``varied_params``) in ``row``,
     for plot labels; the run's name when nothing varied."""
-    return " ".join(f"{short(k)}={row.params.get(k, '')}" for k in keys) or row.name
+    return " ".join(f"{short(k)}={_compact(row.params.get(k, ''))}" for k in keys) or row.name
+
+
+def _compact(value: str) -> str:
+    """A float param with 3 significant digits (``0.00187``); anything else as it is."""
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if number.is_integer() or len(value) <= 6 else f"{number:.3g}"
 
 
 def short(key: str) -> str:
