@@ -159,14 +159,39 @@ def rounding_divide_by_pot(x: np.ndarray, exponent: np.ndarray) -> np.ndarray:
 def multiply_by_quantized_multiplier(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
     """TFLM ``MultiplyByQuantizedMultiplier`` (double rounding), vectorized; int64 in and out.
 
-    ``multiplier``/``shift`` broadcast against ``x`` (per-channel arrays shaped for it).
+    ``multiplier`` (≥ 0, as ``quantize_multiplier`` makes them) and ``shift`` broadcast against ``x``
+    (per-channel arrays shaped for it). The same arithmetic as ``rounding_divide_by_pot(
+    saturating_rounding_doubling_high_mul(clip(x << left), m), right)``, written branch-free in place
+    (two int64 buffers): the truncating division by 2**31 adds 2**31 - 1 to negative values first.
     """
     x = np.asarray(x, dtype=np.int64)
     shift = np.asarray(shift, dtype=np.int64)
+    multiplier = np.asarray(multiplier, dtype=np.int64)
+    shape = np.broadcast_shapes(x.shape, shift.shape, multiplier.shape)
     left = np.maximum(shift, 0)
     right = np.maximum(-shift, 0)
-    xs = np.clip(x << left, INT32_MIN, INT32_MAX)  # int32 arithmetic on the device
-    return rounding_divide_by_pot(saturating_rounding_doubling_high_mul(xs, np.asarray(multiplier, np.int64)), right)
+    v = np.atleast_1d(np.left_shift(x, left))  # a fresh array (0-d inputs: one element)
+    np.clip(v, INT32_MIN, INT32_MAX, out=v)  # int32 arithmetic on the device
+    np.multiply(v, multiplier, out=v, casting="unsafe")
+    low31 = np.int64((1 << 31) - 1)
+    t = np.right_shift(v, 63)  # -1 where the product is negative
+    np.bitwise_and(t, low31, out=t)
+    v += np.int64(1 << 30)
+    v -= t  # + nudge: 2**30, or 1 - 2**30 for a negative product
+    np.right_shift(v, 63, out=t)
+    np.bitwise_and(t, low31, out=t)
+    v += t
+    np.right_shift(v, 31, out=v)  # SaturatingRoundingDoublingHighMul (m ≥ 0: no INT32_MIN² overflow)
+    if not right.any():
+        return v.reshape(shape)
+    mask = (np.int64(1) << right) - 1  # RoundingDivideByPOT: half away from zero
+    np.right_shift(v, 63, out=t)
+    np.bitwise_and(t, np.int64(1), out=t)
+    t += mask >> 1  # threshold
+    remainder = np.bitwise_and(v, mask)
+    np.right_shift(v, right, out=v)
+    v += remainder > t
+    return v.reshape(shape)
 
 
 def multiply_by_quantized_multiplier_single(x: np.ndarray, multiplier: np.ndarray, shift: np.ndarray) -> np.ndarray:
