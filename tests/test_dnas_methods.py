@@ -126,3 +126,16 @@ def test_choice_supernet_export_cost_and_blueprint(name: str, shape: tuple) -> N
     with torch.no_grad():
         assert torch.equal(net(x), exported(x)) and torch.equal(rebuilt.eval()(x), exported(x))
         assert _relative_gap(net.soft_cost(HW), exported, shape, bits=8) <= 1e-5
+
+
+def test_regulariser_penalises_only_above_targets_and_ramps() -> None:
+    from edgeflow.methods.dnas import Regularizer
+
+    reg = Regularizer(cost="params", strength=0.5, targets={"latency_ms": 2.0, "flash_bytes": 1000.0},
+                      target_strength=4.0, ramp_epochs=4, reference={"params": 100.0})
+    costs = {"params": torch.tensor(50.0, dtype=torch.float64), "latency_ms": torch.tensor(3.0, dtype=torch.float64),
+             "flash_bytes": torch.tensor(800.0, dtype=torch.float64)}
+    # 0.5 · 50/100 + ramp · 4 · max(0, 3/2 − 1) + 0 (flash below its target)
+    assert [float(reg.loss(costs, e)) for e in range(5)] == [0.25 + r * 2.0 for r in (0.25, 0.5, 0.75, 1.0, 1.0)]
+    with pytest.raises(ValueError, match="unknown cost 'peak_ram_bytes'"):
+        Regularizer(targets={"peak_ram_bytes": 1.0})
