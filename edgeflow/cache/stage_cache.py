@@ -23,6 +23,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping
+from contextlib import ExitStack
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -133,13 +134,11 @@ class StageCache:
         if self.store is None:
             return compute(), None
         base = base_key(name, cfg, self.seed, state_fingerprint(state, self.run_dir))
-        try:
-            lock = self.store.lock(base)
-            lock.__enter__()
-        except OSError as err:  # e.g. a folder that became read-only: go on unlocked
-            log.warning("cache: cannot lock %s (%s)", base, err)
-            lock = None
-        try:
+        with ExitStack() as held:
+            try:  # jobs computing the same stage wait for the first one, then hit
+                held.enter_context(self.store.lock(base))
+            except OSError as err:  # e.g. a folder that became read-only: go on unlocked
+                log.warning("cache: cannot lock %s (%s)", base, err)
             hit = self._lookup(base, name, ctx)
             if hit is not None:
                 return hit
@@ -151,9 +150,6 @@ class StageCache:
                 ctx.tracker = recording.inner
             self._store(base, name, cfg, ctx, result, recording.logged)
             return result, None
-        finally:
-            if lock is not None:
-                lock.__exit__(None, None, None)
 
     def _lookup(self, base: str, name: str, ctx: Any) -> tuple[Any, str] | None:
         for reads, code in self.store.variants(base):

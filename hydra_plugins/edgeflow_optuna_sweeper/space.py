@@ -2,16 +2,19 @@
 
 ``choice(2,4,8)`` / ``2,4,8`` → categorical; ``range(1,9,2)`` → integer steps; ``interval(a,b)`` →
 float (integer when tagged ``int``), log-uniform when tagged ``log``. A plain value is a fixed
-override, passed to every trial.
+override, passed to every trial. optuna is imported only when a sweep parses its space: Hydra
+imports every plugin module whenever it starts.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, Override, RangeSweep
-from optuna.distributions import BaseDistribution, CategoricalDistribution, FloatDistribution, IntDistribution
+
+if TYPE_CHECKING:  # Hydra imports every plugin module at start-up: optuna (4 s) loads only when sweeping
+    from optuna.distributions import BaseDistribution
 
 __all__ = ["SpaceError", "search_space"]
 
@@ -21,6 +24,8 @@ class SpaceError(ValueError):
 
 
 def _distribution(override: Override) -> BaseDistribution:
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
+
     key, value = override.get_key_element(), override.value()
     if isinstance(value, ChoiceSweep):
         choices = [v for v in value.list]
