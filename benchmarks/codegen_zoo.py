@@ -10,7 +10,7 @@ markdown table: bit-equal samples, the profile's flash beside the ``.rodata`` of
 planner's arena beside the library's ``.bss``, the library's ``.text``, instructions per inference
 (QEMU ``-icount shift=0`` + the board's 25 MHz timer; instructions, not cycles), MACs/instruction, and
 the target model's int8 MAC/cycle with its latency estimate and the cycles it implies (latency × clock). ``--tflite`` adds int8 .tflite files
-(default: the MLPerf Tiny files of ``../shared/models/mlperf_tiny`` when present), fed random int8 inputs. Without the ARM toolchain only the host
+(default: the MLPerf Tiny files of ``tests/data/mlperf_tiny`` when present), fed random int8 inputs. Without the ARM toolchain only the host
 columns are filled (``make arm-toolchain``).
 """
 
@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-MLPERF = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+MLPERF = Path(__file__).resolve().parents[1] / "tests" / "data" / "mlperf_tiny"
 
 
 def main() -> None:

@@ -2,7 +2,7 @@
 
     python benchmarks/runtime_tflite.py [--batch 64] [--repeats 5]
 
-For each model in ``shared/models/mlperf_tiny``: samples/s of ``Program.run`` on a batch, of LiteRT's
+For each model in ``tests/data/mlperf_tiny``: samples/s of ``Program.run`` on a batch, of LiteRT's
 reference kernels (``BUILTIN_REF``, the oracle, sample by sample) and of LiteRT's default optimized
 kernels (batch resized), calls interleaved, best of ``--repeats``; and the share of outputs bit-equal
 to the reference kernels.
@@ -19,7 +19,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "mlperf_tiny"
 
 
 def _interpreter(path: Path, reference: bool, batch: int):

@@ -1,4 +1,4 @@
-"""Generated C from the MLPerf Tiny int8 .tflite files (``shared/models/mlperf_tiny``): bit-exact with the
+"""Generated C from the MLPerf Tiny int8 .tflite files (``tests/data/mlperf_tiny``): bit-exact with the
 runtime and with LiteRT's reference kernels on the host, and (keyword spotting, DS-CNN) under QEMU.
 
 ad01: fully connected layers in LiteRT's single rounding; kws: NHWC input transposed in the library,
@@ -16,7 +16,7 @@ from edgeflow.codegen import build, generate
 from tests.codegen_helpers import ARM_SKIP, HAVE_ARM, runtime_io
 
 pytest.importorskip("tflite")
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+MODELS = Path(__file__).resolve().parent / "data" / "mlperf_tiny"
 NAMES = ["ad01_int8.tflite", "kws_ref_model.tflite"]
 
 
@@ -26,8 +26,6 @@ def built(tmp_path_factory):
     out = {}
     for name in NAMES:
         path = MODELS / name
-        if not path.is_file():
-            pytest.skip(f"{path} not found")
         program = rt.load(path, rounding="tflm")
         model = generate(program, folder / Path(name).stem)
         build.build_host(folder / Path(name).stem)

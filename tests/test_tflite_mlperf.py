@@ -1,4 +1,4 @@
-"""The two MLPerf Tiny int8 reference models (``shared/models/mlperf_tiny``) imported from .tflite:
+"""The two MLPerf Tiny int8 reference models (``tests/data/mlperf_tiny``) imported from .tflite:
 bit-exact with LiteRT's reference kernels, arena beside TFLite Micro's figures, flash = the file."""
 
 from __future__ import annotations
@@ -14,15 +14,13 @@ from tests.runtime_helpers import litert_run
 pytest.importorskip("ai_edge_litert")
 pytest.importorskip("tflite")
 
-MODELS = Path(__file__).resolve().parents[2] / "shared" / "models" / "mlperf_tiny"
+MODELS = Path(__file__).resolve().parent / "data" / "mlperf_tiny"
 # REFERENCE.md §2: int8 weights, int32 constants (biases + the reshape target), greedy arena
 FIGURES = {"ad01_int8.tflite": (264_192, 1_672, 0.8), "kws_ref_model.tflite": (22_016, 590, 15.6)}  # arena KiB
 
 
 def _model(name: str) -> Path:
     path = MODELS / name
-    if not path.is_file():
-        pytest.skip(f"{path} not found")
     return path
 
 
