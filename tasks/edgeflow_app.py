@@ -62,15 +62,17 @@ def app(cfg: DictConfig) -> float | list[float] | None:
     A config mistake — found by validation, or while loading the data and building the model, before
     any run exists, or a local MLflow store that cannot be used — exits 2 (one line) after removing
     the run folder Hydra made. SIGINT/SIGTERM during the run: one line, exit 130/143."""
-    from edgeflow.pipeline import objective_value, prepare, run
+    from edgeflow.config import validate
+    from edgeflow.tracking import resolve_uri
+    from edgeflow.tracking.store import prepare_store
 
     try:
-        prepared = prepare(cfg)  # validation first: torch-free, most mistakes answer in about a second
-        if prepared.typed.tracking.enabled:  # a new SQLite store is created once, under a file lock
-            from edgeflow.tracking import resolve_uri
-            from edgeflow.tracking.store import prepare_store
+        tracking = validate(cfg).tracking  # torch-free: most mistakes answer in about a second
+        if tracking.enabled:  # a new SQLite store is created once, under a file lock; a broken one is refused
+            prepare_store(resolve_uri(tracking))
+        from edgeflow.pipeline import objective_value, prepare, run
 
-            prepare_store(resolve_uri(prepared.typed.tracking))
+        prepared = prepare(cfg)  # loads the data and builds the model: what only they reveal
     except ConfigError as err:
         remove_unused_run_dir()
         exit_config_error("edgeflow", err)

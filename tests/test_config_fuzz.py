@@ -27,7 +27,7 @@ from edgeflow import CONF_DIR
 from edgeflow.config import ROOT_KEYS, stage_kinds, validate
 from edgeflow.core.errors import ConfigError
 
-EXAMPLES = int(os.environ.get("EDGEFLOW_FUZZ_EXAMPLES", "60"))
+EXAMPLES = int(os.environ.get("EDGEFLOW_FUZZ_EXAMPLES", "40"))
 Path = tuple  # a leaf's path: keys and list indices
 GROUPS = ("model", "dataset", "hardware", "trainer", "tracking")
 
@@ -104,7 +104,7 @@ def _get(tree: Any, path: Path) -> Any:
     return tree
 
 
-@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 60, database=None,
+@settings(max_examples=EXAMPLES, deadline=None, derandomize=EXAMPLES <= 40, database=None,
           phases=[Phase.explicit, Phase.generate],  # no shrinking: the failing example is printed as drawn
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(data=st.data())

@@ -86,7 +86,7 @@ def _check(db: Path, tables: set[str], version: str | None, head: str) -> None:
     """Raise ``StoreError`` for a store that has MLflow tables but is not exactly at ``head``."""
     moved = f"{db}.broken"
     if version is None:
-        raise StoreError(db, f"is half-migrated ({len(tables)} tables, no schema version: its creation was "
+        raise StoreError(db, f"is half-migrated ({len(tables)} table(s), no schema version: its creation was "
                              "interrupted or raced)", f"move it away (mv {db} {moved}) and rerun")
     if version != head:
         raise StoreError(db, f"has schema version {version}, not this MLflow's {head} (an older MLflow, or an "
