@@ -126,3 +126,18 @@ def test_the_fuzzer_reaches_every_stage_kind_and_root_key() -> None:
     assert set(STAGES) == set(stage_kinds())  # every stage kind has defaults to start from
     assert set(GROUPS) | {"stages"} | set(ROOT) == ROOT_KEYS
     assert all(OPTIONS[group] for group in GROUPS)
+
+
+def test_what_the_long_run_found_is_a_config_error() -> None:
+    """``EDGEFLOW_FUZZ_EXAMPLES=1500`` found a checkpoint name too long for the file system (OSError)."""
+    cfg = copy.deepcopy({**{group: OPTIONS[group][name] for group, name in
+                            (("model", "cnn"), ("dataset", "digits"), ("hardware", "cortex_m4"),
+                             ("trainer", "default"), ("tracking", "default"))},
+                         "stages": {"train": STAGES["train"]}, **ROOT})
+    cfg["model"]["checkpoint"] = "a" * 300
+    try:
+        validate(cfg)
+    except ConfigError as err:
+        assert str(err).startswith("model.checkpoint: 'aaaa") and "no usable path" in str(err)
+    else:
+        raise AssertionError("a 300-character checkpoint name was accepted")

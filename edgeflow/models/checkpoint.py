@@ -62,7 +62,11 @@ def parse(spec: str) -> Checkpoint:
     if "://" in spec or spec.startswith(("models:/", "runs:")):
         raise ConfigError(KEY, f"must be {ALLOWED}, got {spec!r}")
     path = Path(spec).expanduser()
-    if not path.exists():
+    try:
+        exists = path.exists()
+    except (OSError, ValueError) as err:  # a name too long for the file system, a NUL byte (config fuzz)
+        raise ConfigError(KEY, f"{spec[:200]!r} is no usable path ({type(err).__name__}); must be {ALLOWED}") from None
+    if not exists:
         raise ConfigError(KEY, f"{spec} does not exist; must be {ALLOWED}")
     if path.is_dir():
         for folder in (path, path / "state"):
