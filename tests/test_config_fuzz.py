@@ -9,7 +9,7 @@ composition, so an example costs one ``validate``): one file of each root group
 leaves (scalars and list items) with a value drawn for the leaf's type (near and far numbers, edges,
 NaN/inf, huge integers) or of another type (text with interpolations and path tricks, booleans, null,
 lists, mappings). ``make test`` runs a bounded, derandomized count (``EXAMPLES``);
-``EDGEFLOW_FUZZ_EXAMPLES=3000`` makes the longer, random run (figures in the README).
+``EDGEFLOW_FUZZ_EXAMPLES=2000`` makes a longer, random run; ``benchmarks/config_fuzz.py`` counts one.
 """
 
 from __future__ import annotations
