@@ -48,7 +48,8 @@ class Postgres:
     folder: Path
     port: int
 
-    def url(self, database: str, driver: str = "postgresql") -> str:
+    def url(self, database: str, driver: str = "postgresql+psycopg2") -> str:
+        """The SQLAlchemy URL of ``database`` (psycopg2: SQLAlchemy 2.1's plain ``postgresql://`` wants psycopg 3)."""
         return f"{driver}://{USER}@127.0.0.1:{self.port}/{database}"
 
     def create_database(self, name: str) -> str:
@@ -106,6 +107,7 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
+        if proc.poll() is None:
+            os.killpg(proc.pid, 15)
+            proc.wait(timeout=30)
         log.close()

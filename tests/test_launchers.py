@@ -93,7 +93,7 @@ study.optimize(lambda t: (t.suggest_float("x", -10, 10) - 2) ** 2, n_trials=int(
 
 
 def test_two_optuna_workers_share_a_study_on_postgresql(pg: Postgres) -> None:
-    storage = pg.create_database("optuna").replace("postgresql://", "postgresql+psycopg2://")
+    storage = pg.create_database("optuna")
     optuna.create_study(study_name="shared", storage=storage)
     workers = [subprocess.Popen([sys.executable, "-c", WORKER, storage, "6"], env=os.environ.copy()) for _ in range(2)]
     assert [w.wait(timeout=300) for w in workers] == [0, 0]
