@@ -5,7 +5,10 @@ Public API (imported lazily so ``edgeflow.tracking.schema`` stays MLflow-free): 
 runs, the final model as an MLflow ``onnx`` model); ``run_labels`` (``labels``: run names and tags
 that say what varied). ``sweep.SweepParentCallback`` (a Hydra callback) gives a sweep one parent
 run with the jobs nested under it (``handoff``: how jobs find it; ``sweep_summary``: what it
-carries). The schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
+carries). Reliability: ``store`` (a local SQLite store created once under a file lock, WAL mode,
+retries while locked, broken stores refused in one line), ``interrupt`` (SIGINT/SIGTERM raise
+``Interrupted``; the run ends KILLED), ``orphans`` (owner tags and heartbeat; runs whose process died
+are closed KILLED). The schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
 """
 
 from __future__ import annotations
