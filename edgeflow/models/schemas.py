@@ -218,6 +218,8 @@ class AutoEncoderConfig(ModelConfig):
 class TCNConfig(ModelConfig):
     channels: list[int] = field(default_factory=lambda: [24, 24, 24, 24])
     kernel_size: int = 5
+    kernel_sizes: list[int] | None = None   # per block (odd), instead of kernel_size for all
+    dilations: list[int] | None = None      # per block, instead of 1, 2, 4, ...
     expects: ClassVar[str] = "(C, L) for 1-D signals"
     rank: ClassVar[int | None] = 2
 
@@ -225,6 +227,16 @@ class TCNConfig(ModelConfig):
         _positive_list(self.channels, "channels")
         require(self.kernel_size >= 1 and self.kernel_size % 2 == 1, "kernel_size", "an odd integer >= 1",
                 self.kernel_size)
+        for key in ("kernel_sizes", "dilations"):
+            values = getattr(self, key)
+            if values is None:
+                continue
+            require(isinstance(values, (list, tuple)) and len(values) == len(self.channels), key,
+                    f"null or a list with one entry per block ({len(self.channels)})", values)
+            _positive_list(list(values), key)
+        if self.kernel_sizes is not None:
+            require(all(k % 2 == 1 for k in self.kernel_sizes), "kernel_sizes", "a list of odd integers",
+                    self.kernel_sizes)
 
 
 MODEL_SCHEMAS: dict[str, type[ModelConfig]] = {
