@@ -31,6 +31,7 @@ class AdaptiveSystem(nn.Module):
     and objective that chose the thresholds, for re-calibration on integer scores); subclasses give ``step``."""
 
     system = ""
+    path_names: list[str]
 
     def __init__(self, measure: str, paths: int) -> None:
         super().__init__()
@@ -44,10 +45,14 @@ class AdaptiveSystem(nn.Module):
     def num_paths(self) -> int:
         return len(self.thresholds) + 1
 
-    path_names: list[str]
-
     def step(self, k: int, carry: Tensor) -> tuple[Tensor, Tensor]:
         """Run path ``k`` on ``carry`` (the input for ``k = 0``): its logits and the next path's carry."""
+        raise NotImplementedError
+
+    def cost_units(self, input_shape: tuple[int, ...]) -> tuple[list[list[tuple[nn.Module, tuple[int, ...]]]],
+                                                                 list[tuple[nn.Module, tuple[int, ...]]]]:
+        """For the cost model: per path, the modules it adds with their input shapes; and the modules of
+        the biggest path run alone (``edgeflow.methods.adaptive.costs.path_costs``)."""
         raise NotImplementedError
 
     def set_threshold(self, theta: float | Sequence[float]) -> None:
