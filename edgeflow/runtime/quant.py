@@ -83,14 +83,16 @@ def requantize_onnx(acc: np.ndarray, multiplier: np.ndarray, zp: int, dtype: np.
     ``acc`` holds exact integers (int32/int64, or float32/float64 holding integers). Clamping
     to integer bounds commutes with rounding, so the activation clamp is folded into one clip.
     With ``out`` (``dtype``, acc's shape) and a float32 ``acc``, works in place: overwrites ``acc``
-    and writes ``out`` (4 passes, no temporaries).
+    and writes ``out`` (4 passes, no temporaries); other accumulators are converted within the
+    multiply (one float32 temporary, 4 passes).
     """
     qmin, qmax = qrange(dtype)
     lo = qmin if act_min is None else max(qmin, act_min)
     hi = qmax if act_max is None else min(qmax, act_max)
-    in_place = out is not None and acc.dtype == np.float32
-    v = acc if in_place else acc.astype(np.float32)  # int32 -> float conversion of MLAS (round to nearest even)
-    np.multiply(v, multiplier, out=v, casting="unsafe")
+    if out is not None and acc.dtype == np.float32:
+        v = np.multiply(acc, multiplier, out=acc, casting="unsafe")
+    else:  # float32(acc) * M in one pass: the int32 -> float conversion of MLAS (round to nearest even)
+        v = np.multiply(acc, multiplier, dtype=np.float32, casting="unsafe")
     np.clip(v, np.float32(lo - zp), np.float32(hi - zp), out=v)
     np.rint(v, out=v)  # round half to even, as MLAS (nearbyint in the default rounding mode)
     if out is None:

@@ -78,8 +78,8 @@ class Requant:
                                      self.zp, self.out_dtype, lo, hi, self.single_rounding)
 
     def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
-        """Requantize float32 ``acc`` (exact integers below 2**24, channels on the last axis) into
-        ``out`` (``out_dtype``, same shape). Overwrites ``acc``. The same requantization functions
+        """Requantize contiguous ``acc`` (float32 holding exact integers below 2**24, or int32;
+        channels on the last axis) into ``out`` (``out_dtype``, same shape). Overwrites a float32 ``acc``. The same requantization functions
         as ``apply`` (``quant.requantize_onnx`` in place, with the per-channel multipliers tiled
         along the rows; ``quant.requantize_tflm``)."""
         lo, hi = self.act_range[mode]

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeflow.runtime import intgemm, quant, torchconv
+from edgeflow.runtime import int8mm, intgemm, quant, torchconv
 from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op, requant_of
 from edgeflow.runtime.shapes import conv_output_size, resolve_pads
@@ -74,6 +74,7 @@ class Conv(Op):
             wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)  # K ordered (kh, kw, c) as NHWC windows
             off32 = np.broadcast_to(np.asarray(self.acc_offset, np.float32), (self.m,)).reshape(1, -1)
             self.wk = np.ascontiguousarray(np.concatenate([wk, off32], axis=0))
+        self.imm = self._int8_gemm(w_c, colsum) if self.group == 1 and not few_channels else None
         # other groups (depthwise) and few-channel convs: torch's float32 kernels under the same bound (torchconv)
         x_bound = float(max(abs(v - self.zp_x) for v in quant.qrange(self.x_dtype)))
         self.tconv = None
@@ -82,6 +83,24 @@ class Conv(Op):
             self.tconv = torchconv.ExactConv(w2, self.bias, self.acc_offset if raw_ok else None,
                                              ((1,) * (2 - self.nd)) + self.strides,
                                              ((1,) * (2 - self.nd)) + self.dilations, self.group)
+
+    def _int8_gemm(self, w_c: np.ndarray, colsum: np.ndarray):
+        """(int8 weight (K, M), int32 offset, input shift) of the exact int8 GEMM path, or None.
+
+        uint8 inputs are shifted to int8 (x - 128, the zero point with them); the path needs int8
+        centred weights and every accumulator within int32 (``int8mm.fits_int32``)."""
+        if self.x_dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or w_c.size == 0 or \
+                w_c.min() < -128 or w_c.max() > 127 or not int8mm.available():
+            return None
+        shift = 128 if self.x_dtype == np.dtype(np.uint8) else 0
+        offset = (0 if self.bias is None else self.bias) - (self.zp_x - shift) * colsum
+        wk = w_c.reshape(self.m, self.cg, -1).transpose(2, 1, 0).reshape(-1, self.m)  # K ordered (kh, kw, c)
+        if not int8mm.fits_int32(128, wk, offset):
+            return None
+        import torch
+
+        off = torch.from_numpy(np.broadcast_to(np.asarray(offset, np.int32), (self.m,)).copy())
+        return int8mm.weight(wk), off, shift
 
     # ------------------------------------------------------------------ geometry
     def _geometry(self, x_shape: tuple[int, ...]):
@@ -205,6 +224,44 @@ class Conv(Op):
                 self.rq.apply_last(acc, mode, qc)
         return self._to_nchw(q, n, oh, ow)
 
+    def _run_int8(self, x: np.ndarray, mode: str) -> np.ndarray:
+        """Exact int8 GEMM (``int8mm``) on NHWC int8 columns (im2col copies int8, a 1×1 conv none), a
+        few images at a time; requantized from the int32 accumulators into an (N, OH, OW, M) array."""
+        k2, s2, d2, pads, (oh, ow) = self._check(x)
+        n, c = x.shape[:2]
+        w, off, shift = self.imm
+        xh = intgemm.as_nhwc(x[:, :, None, :] if self.nd == 1 else x)  # (N, H, W, C) view
+        if shift:
+            xh = np.bitwise_xor(xh.view(np.int8), np.int8(-128))  # x - 128 as int8 (layout kept)
+        kdim = k2[0] * k2[1] * c
+        if k2 == (1, 1) and not any(pads):
+            win = xh[:, ::s2[0], ::s2[1]][:, :oh, :ow]
+            wshape = (oh, ow, c)
+        else:
+            xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
+            win = intgemm.windows_nhwc(xp, k2, s2, d2, (oh, ow))
+            wshape = (oh, ow, k2[0], k2[1], c)
+        direct = win.ndim == 4 and win.flags.c_contiguous  # a 1×1 conv reads its NHWC input in place
+        per_image = oh * ow * (kdim + 8 * self.m)  # int8 columns, int32 accumulators and float32 requantization
+        nb = n if direct and self.rq is None else max(1, min(n, intgemm.CHUNK_BYTES // per_image))
+        cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
+        q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
+        for n0 in range(0, n, nb):
+            b = min(nb, n - n0)
+            r = b * oh * ow
+            if direct:
+                cols = win[n0:n0 + b].reshape(r, kdim)
+            else:
+                cols = cols_buf[:r]
+                np.copyto(intgemm.split_view(cols, (b,) + wshape), win[n0:n0 + b])
+            acc = int8mm.matmul(cols, w, off)
+            qc = q[n0 * oh * ow:n0 * oh * ow + r]
+            if self.rq is None:
+                qc[...] = acc
+            else:
+                self.rq.apply_last(acc, mode, qc)
+        return self._to_nchw(q, n, oh, ow)
+
     def _run_gemm(self, x: np.ndarray, mode: str) -> np.ndarray:
         k2, s2, d2, p2, (oh, ow) = self._check(x)
         n, c = x.shape[:2]
@@ -213,6 +270,8 @@ class Conv(Op):
 
     def run(self, values, mode):
         x = values[0]
+        if self.imm is not None:
+            return [self._run_int8(x, mode)]
         if self.fast_gemm:
             with intgemm.single_threaded_blas:
                 return [self._run_gemm(x, mode)]
