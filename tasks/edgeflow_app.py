@@ -76,6 +76,9 @@ def app(cfg: DictConfig) -> float | list[float] | None:
     except ConfigError as err:
         remove_unused_run_dir()
         exit_config_error("edgeflow", err)
+    except Interrupted:  # before the run exists: nothing to keep
+        remove_unused_run_dir()
+        raise
 
     try:
         with raising_signals():  # also where a launcher calls the app without main (jobs in other processes)
