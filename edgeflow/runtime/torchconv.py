@@ -49,8 +49,9 @@ class ExactConv:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small tensors: thread sync costs more than it saves, and stalls under load
         try:
-            xt = torch.from_numpy(np.ascontiguousarray(np.moveaxis(x, 1, -1))).permute(0, 3, 1, 2)
-            xf = xt.to(torch.float32, memory_format=torch.channels_last)
+            # x as it lies in memory (NCHW, or the NCHW view of an NHWC array, then no copy): int8 transpose, cast
+            xt = torch.from_numpy(x if x.flags.writeable else x.copy()).contiguous(memory_format=torch.channels_last)
+            xf = xt.to(torch.float32)
             offset = self.bias
             if not any(pads) and self.raw_offset is not None:
                 offset = self.raw_offset  # zero point folded into the offset: no padding reads it
