@@ -107,7 +107,7 @@ def mlflow_server(backend_uri: str, artifacts: Path) -> Iterator[str]:
             time.sleep(0.5)
         yield url
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, 15)
+        if proc.poll() is None:  # the test is over: no need for a graceful stop
+            os.killpg(proc.pid, 9)
             proc.wait(timeout=30)
         log.close()
