@@ -30,7 +30,7 @@ optuna.logging.set_verbosity(optuna.logging.WARNING)
 @pytest.mark.parametrize("path", sorted(SPACES.glob("*.yaml")), ids=lambda p: p.stem)
 def test_every_bundled_space_samples_zoo_models(path: Path) -> None:
     space = parse(yaml.safe_load(path.read_text()))
-    assert path.stem in SHAPES and space.model == path.stem
+    assert space.model in SHAPES and path.stem.startswith(space.model)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
     for _ in range(3):
         trial = study.ask()
@@ -55,6 +55,37 @@ def test_blocks_are_conditional_on_depth() -> None:
         assert all(c % 4 == 0 and 4 <= c <= 32 for c in options["channels"])
         study.tell(trial, 0.0)
     assert len(depths) >= 3
+
+
+def test_tcn_blocks_space_varies_the_kernel_per_block() -> None:
+    import torch
+
+    from edgeflow.models.schemas import TCNConfig
+
+    space = parse(yaml.safe_load((SPACES / "tcn_blocks.yaml").read_text()))
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=2))
+    kernels = set()
+    for _ in range(6):
+        trial = study.ask()
+        options = space.sample(trial)
+        assert len(options["kernel_sizes"]) == len(options["channels"]) == trial.params["blocks.depth"]
+        convs = [m for m in build_model("tcn", (1, 40), 10, **options).modules() if isinstance(m, torch.nn.Conv1d)]
+        assert [c.kernel_size[0] for c in convs] == options["kernel_sizes"]
+        assert [c.dilation[0] for c in convs] == [2 ** i for i in range(len(convs))]
+        kernels.update(options["kernel_sizes"])
+        study.tell(trial, 0.0)
+    assert len(kernels) >= 2
+    # explicit per-block lists equal to the defaults build the same model, weights included
+    torch.manual_seed(0)
+    default = build_model("tcn", (1, 40), 10)
+    torch.manual_seed(0)
+    explicit = build_model("tcn", (1, 40), 10, kernel_sizes=[5] * 4, dilations=[1, 2, 4, 8])
+    assert str(default) == str(explicit)
+    assert all(torch.equal(a, b) for a, b in zip(default.state_dict().values(), explicit.state_dict().values()))
+    with pytest.raises(ConfigError, match="kernel_sizes"):
+        TCNConfig(name="tcn", input_shape=[1, 40], num_classes=10, kernel_sizes=[3, 5])
+    with pytest.raises(ConfigError, match="kernel_sizes"):
+        TCNConfig(name="tcn", input_shape=[1, 40], num_classes=10, kernel_sizes=[3, 4, 5, 3])
 
 
 def test_grid_lists_every_point_of_a_fixed_depth_space() -> None:
