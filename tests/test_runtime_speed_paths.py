@@ -1,0 +1,114 @@
+"""The runtime's fast paths and their fallbacks, at the boundaries where the choice flips.
+
+Group-1 convs run on the exact int8 GEMM (``edgeflow.runtime.int8mm``) when the centred weights fit
+int8 and every accumulator fits int32; otherwise (or where the kernel fails its self-check) on the
+float32 GEMM or the generic path. Every path must give onnxruntime's integers (onnx rounding) and
+the same integers as the others (tflm rounding).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import edgeflow.runtime as rt
+from edgeflow.runtime import int8mm
+from tests.runtime_helpers import f32, ort_run, save, vi
+
+U8, I8 = TensorProto.UINT8, TensorProto.INT8
+
+
+def _conv_file(tmp_path, *, x_dtype=np.int8, w_dtype=np.int8, w_zp=0, c=5, m=6, k=(3, 3), strides=(1, 1),
+               pads=(1, 0, 1, 2), sp=(7, 9), bias=None, seed=0, batch=3):
+    rng = np.random.default_rng(seed)
+    lo, hi = (0, 256) if x_dtype == np.uint8 else (-128, 128)
+    x = rng.integers(lo, hi, (batch, c, *sp)).astype(x_dtype)
+    wlo, whi = (0, 256) if w_dtype == np.uint8 else (-127, 128)
+    w = rng.integers(wlo, whi, (m, c, *k)).astype(w_dtype)
+    sx, sw = f32(0.02), f32(rng.uniform(1e-3, 0.05, m))
+    b = rng.integers(-3000, 3000, m).astype(np.int32) if bias is None else np.full(m, bias, np.int32)
+    sy = f32(sx * sw.mean() * np.sqrt(c * np.prod(k)) * 40)
+    inits = {"xs": sx, "xz": np.asarray(lo + 7, x_dtype), "w": w, "ws": sw, "wz": np.full(m, w_zp, w_dtype),
+             "ys": sy, "yz": np.asarray(3, x_dtype), "b": b}
+    node = helper.make_node("QLinearConv", ["x", "xs", "xz", "w", "ws", "wz", "ys", "yz", "b"], ["y"],
+                            strides=list(strides), pads=list(pads), kernel_shape=list(k))
+    t = U8 if x_dtype == np.uint8 else I8
+    path = save([node], [vi("x", t, list(x.shape))], [vi("y", t, None)], inits, tmp_path / "conv.onnx")
+    return path, {"x": x}
+
+
+def _run_both(path, feeds, monkeypatch):
+    """(int8-GEMM-enabled program, outputs per mode) and the outputs with the int8 GEMM switched off."""
+    prog = rt.load(path)
+    fast = {mode: prog.run(feeds, rounding=mode)[0] for mode in ("onnx", "tflm")}
+    with monkeypatch.context() as mp:
+        mp.setattr(int8mm, "_STATE", {"ok": False})
+        slow_prog = rt.load(path)
+        assert all(getattr(op, "imm", None) is None for op in slow_prog.ops)
+        slow = {mode: slow_prog.run(feeds, rounding=mode)[0] for mode in ("onnx", "tflm")}
+    return prog, fast, slow
+
+
+def _conv(prog):
+    return next(op for op in prog.ops if op.kind == "conv")
+
+
+@pytest.mark.parametrize("case", [
+    dict(),  # 3×3, asymmetric padding: int8 im2col
+    dict(k=(1, 1), pads=(0, 0, 0, 0), c=16, m=24),  # 1×1: the NHWC input is the GEMM operand, no copy
+    dict(k=(1, 1), pads=(0, 0, 0, 0), strides=(2, 2)),  # strided 1×1: copied columns
+    dict(k=(3,), strides=(2,), pads=(2, 1), sp=(17,)),  # 1-D
+    dict(x_dtype=np.uint8, w_dtype=np.uint8, w_zp=128),  # uint8 input shifted to int8; centred weights fit int8
+])
+def test_int8_gemm_path_matches_onnxruntime_and_fallback(tmp_path, monkeypatch, case):
+    path, feeds = _conv_file(tmp_path, **case)
+    prog, fast, slow = _run_both(path, feeds, monkeypatch)
+    assert _conv(prog).imm is not None
+    np.testing.assert_array_equal(fast["onnx"], ort_run(path, feeds)[0])
+    for mode in fast:
+        np.testing.assert_array_equal(fast[mode], slow[mode])
+
+
+def test_int8_gemm_declines_weights_outside_int8(tmp_path, monkeypatch):
+    # uint8 weights with zero point 0: centred values up to 255 do not fit int8 -> the float32 paths
+    path, feeds = _conv_file(tmp_path, x_dtype=np.uint8, w_dtype=np.uint8, w_zp=0)
+    prog, fast, slow = _run_both(path, feeds, monkeypatch)
+    assert _conv(prog).imm is None
+    np.testing.assert_array_equal(fast["onnx"], ort_run(path, feeds)[0])
+
+
+def test_int8_gemm_declines_accumulators_beyond_int32(tmp_path, monkeypatch):
+    # a bias near 2**31: the actual sums stay in int32, but the bound 128·Σ|w| + |offset| does not
+    path, feeds = _conv_file(tmp_path, c=2, m=3, bias=2**31 - 2**17)
+    prog, fast, slow = _run_both(path, feeds, monkeypatch)
+    conv = _conv(prog)
+    assert conv.imm is None and not conv.fast_gemm  # nor float32-exact: the generic int64 path
+    np.testing.assert_array_equal(fast["onnx"], ort_run(path, feeds)[0])
+    np.testing.assert_array_equal(fast["tflm"], slow["tflm"])
+
+
+def test_fits_int32_boundary():
+    w = np.array([[100], [-27]], np.int8)  # Σ|w| = 127
+    edge = 2**31 - 128 * 127
+    assert int8mm.fits_int32(128, w, np.array([edge - 1]))
+    assert not int8mm.fits_int32(128, w, np.array([edge]))
+    assert not int8mm.fits_int32(128, w, np.array([-edge]))
+
+
+def test_self_check_rejects_a_saturating_kernel():
+    torch = pytest.importorskip("torch")
+    assert int8mm._self_check(torch) == int8mm.available()
+
+    class Saturating:  # a pre-VNNI style kernel: int16 pair sums saturate
+        from_numpy = staticmethod(torch.from_numpy)
+
+        @staticmethod
+        def _int_mm(a, b):
+            a64, b64 = a.numpy().astype(np.int64), b.numpy().astype(np.int64)
+            k = a64.shape[1] // 2 * 2
+            pairs = a64[:, 0:k:2, None] * b64[None, 0:k:2] + a64[:, 1:k:2, None] * b64[None, 1:k:2]
+            out = np.clip(pairs, -32768, 32767).sum(axis=1) + (a64[:, k:] @ b64[k:])
+            return torch.from_numpy(out.astype(np.int32))
+
+    assert not int8mm._self_check(Saturating)
