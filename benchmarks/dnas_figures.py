@@ -1,7 +1,10 @@
 """Differentiable NAS figures (issue 14): PIT on the MNIST-1D ``tcn`` (a strength sweep and a DUCCIO
-latency target on cortex_m4), and mixed precision on the digits ``cnn`` against the uniform 4-bit model.
+latency target on cortex_m4), PIT from the over-parameterised seed of ``recipe=dnas_pit_tcn_wide`` (the
+search space's largest member, as in PIT / PLiNIO), and mixed precision on the digits ``cnn`` against the
+uniform 4-bit model.
 
-    .venv/bin/python benchmarks/dnas_figures.py [--only pit|latency|mps] [--seed 0] [--strengths 0.5,1,2]
+    .venv/bin/python benchmarks/dnas_figures.py [--only pit|latency|wide|mps] [--seed 0] [--strengths 0.5,1,2]
+        [--wide-strengths 2,3,5]
 
 The seed tcn is trained once (``recipe=train_float``) and every PIT run starts from its state
 (``model.checkpoint``), so the runs differ only in the search. Prints per run the parameters before /
@@ -18,6 +21,7 @@ import tempfile
 
 PIT = ["recipe=dnas_pit_tcn", "~stages.train", "~stages.qat", "~stages.export", "~stages.profile",
        "stages.dnas.arch_optimizer=sgd", "stages.dnas.arch_lr=0.005"]
+WIDE = ["recipe=dnas_pit_tcn_wide", "~stages.train", "~stages.qat", "~stages.export", "~stages.profile"]
 UNIFORM4 = ["recipe=qat_int8", "stages.qat.weight_bits=4", "stages.qat.max_epochs=8", "stages.qat.lr=0.001",
             "~stages.analyze", "~stages.analyze_int8"]
 
@@ -47,9 +51,10 @@ def main() -> None:
     import edgeflow
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", choices=["pit", "latency", "mps"])
+    parser.add_argument("--only", choices=["pit", "latency", "wide", "mps"])
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--strengths", default="0.5,1,2")
+    parser.add_argument("--wide-strengths", default="2,3,5")
     parser.add_argument("--latency-ms", type=float, default=3.0)
     args = parser.parse_args()
     os.environ.setdefault("EDGEFLOW_HOME", tempfile.mkdtemp(prefix="edgeflow_bench_"))
@@ -67,6 +72,15 @@ def main() -> None:
             r = edgeflow.run(edgeflow.compose([*PIT, state, "stages.dnas.cost=null", "stages.dnas.target_strength=1",
                                                f"+stages.dnas.targets.latency_ms={args.latency_ms}", *common]))
             _pit_row(f"pit latency <= {args.latency_ms} ms", r)
+    if args.only in (None, "wide"):
+        # the wide seed (the recipe's model and train stage), trained once; every strength starts from it
+        seed = edgeflow.run(edgeflow.compose(["recipe=dnas_pit_tcn_wide", "~stages.dnas", "~stages.qat",
+                                              "~stages.export", "~stages.profile", *common]))
+        state = f"model.checkpoint={seed.run_dir / 'state'}"
+        print(f"wide seed tcn: test_acc {seed.metrics['evaluate/test_acc']:.2f}")
+        for s in args.wide_strengths.split(","):
+            r = edgeflow.run(edgeflow.compose([*WIDE, state, f"stages.dnas.strength={s}", *common]))
+            _pit_row(f"wide pit strength={s}", r)
     if args.only in (None, "mps"):
         r = edgeflow.run(edgeflow.compose(["recipe=dnas_mps_cnn", *common]))
         u = edgeflow.run(edgeflow.compose([*UNIFORM4, *common]))
