@@ -86,12 +86,22 @@ def fit(model: nn.Module, ctx: StageContext, cfg: TrainingStageConfig, *, callba
     try:
         trainer.fit(task, datamodule=ctx.data)
     finally:
-        ctx.log_metric_rows(rows)
+        _log_rows(ctx, rows)
     if best.state is not None:
         task.load_state_dict(best.state)
         torch.save({"state_dict": best.state}, ctx.out_dir / "best.ckpt")  # model.checkpoint reads it
     score = best.score
     return {"best_val_acc": score if score is not None else float("nan"), "epochs": float(trainer.current_epoch)}
+
+
+def _log_rows(ctx: StageContext, rows: list[tuple[dict[str, float], int | None]]) -> None:
+    """The fit's per-epoch rows in one write (``StageContext.log_metric_rows``); a context of a
+    caller's own with only ``log_metrics`` gets them one call per epoch."""
+    if hasattr(ctx, "log_metric_rows"):
+        ctx.log_metric_rows(rows)
+    else:
+        for values, step in rows:
+            ctx.log_metrics(values, step)
 
 
 def evaluate(model: nn.Module, ctx: StageContext, split: str = "test") -> dict[str, float]:
