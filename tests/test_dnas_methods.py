@@ -139,3 +139,30 @@ def test_regulariser_penalises_only_above_targets_and_ramps() -> None:
     assert [float(reg.loss(costs, e)) for e in range(5)] == [0.25 + r * 2.0 for r in (0.25, 0.5, 0.75, 1.0, 1.0)]
     with pytest.raises(ValueError, match="unknown cost 'peak_ram_bytes'"):
         Regularizer(targets={"peak_ram_bytes": 1.0})
+
+
+def test_pit_from_the_wide_dilation_1_seed_exports_dilated_convs_that_reload(tmp_path: Path) -> None:
+    """recipe=dnas_pit_tcn_wide's seed (dilation 1, kernels 5/9/17/33): masks chosen per layer export to
+    the kernels / dilations they select (here k5d1, k3d4, k5d4, k3d16), equal to the masked supernet, at
+    the soft cost, and the saved state reloads them."""
+    torch.manual_seed(0)
+    opts = {"channels": (8, 8, 8, 8), "kernel_sizes": (5, 9, 17, 33), "dilations": (1, 1, 1, 1)}
+    model = build_model("tcn", (1, 40), 10, **opts)
+    net = PIT(model, (1, 40), search_kernel=True, search_dilation=True, min_channels=2)
+    masks = [net.tap_masks[f"t{i}"] for i in range(4)]
+    with torch.no_grad():
+        for m, (radius, level) in zip(masks, [(2, 0), (4, 2), (8, 2), (16, 4)]):
+            m.beta.copy_(torch.where(torch.arange(1, m.radius + 1) == radius, 1.0, 0.0))   # keep radius 1..r
+            if m.gamma is not None:                                 # drop offsets not divisible by 2^level
+                m.gamma.copy_(torch.where(torch.arange(1, m.levels + 1) == level + 1, 1.0, 0.0))
+        net.channel_masks[0].theta.copy_(torch.tensor([1.0, 0.2, 1.0, 0.1, 1.0, 1.0, 0.3, 1.0]))
+    net.eval()
+    thin = net.export().eval()
+    got = [(c.kernel_size[0], c.dilation[0], c.out_channels) for c in (thin.features[i][0] for i in range(4))]
+    assert got == [(5, 1, 5), (3, 4, 8), (5, 4, 8), (3, 16, 8)]
+    x = torch.randn(4, 1, 40)
+    State.of(thin, (1, 40), 10).save(tmp_path / "state")
+    loaded = State.load(tmp_path / "state").model.eval()
+    with torch.no_grad():
+        assert (net(x) - thin(x)).abs().max() <= 1e-5 and torch.equal(loaded(x), thin(x))
+    assert _relative_gap(net.soft_cost(HW), thin, (1, 40), bits=8) <= 1e-5
