@@ -1,6 +1,6 @@
 """The runtime's fast paths and their fallbacks, at the boundaries where the choice flips.
 
-Group-1 convs run on the exact int8 GEMM (``edgeflow.runtime.int8mm``) when the centred weights fit
+Group-1 convs and fully connected layers run on the exact int8 GEMM (``edgeflow.runtime.int8mm``) when the centred weights fit
 int8 and every accumulator fits int32; otherwise (or where the kernel fails its self-check) on the
 float32 GEMM or the generic path. Every path must give onnxruntime's integers (onnx rounding) and
 the same integers as the others (tflm rounding).
@@ -112,3 +112,38 @@ def test_self_check_rejects_a_saturating_kernel():
             return torch.from_numpy(out.astype(np.int32))
 
     assert not int8mm._self_check(Saturating)
+
+
+def _fc(prog):
+    return next(op for op in prog.ops if op.kind == "fully_connected")
+
+
+@pytest.mark.parametrize("x_dtype", [np.int8, np.uint8])
+def test_fully_connected_int8_gemm_matches_onnxruntime_and_fallback(tmp_path, monkeypatch, x_dtype):
+    rng = np.random.default_rng(3)
+    lo, hi = (0, 256) if x_dtype == np.uint8 else (-128, 128)
+    t = U8 if x_dtype == np.uint8 else I8
+    a = rng.integers(lo, hi, (2, 5, 40)).astype(x_dtype)  # batched rows: (..., K)
+    w = rng.integers(-127, 128, (40, 7)).astype(np.int8)
+    inits = {"as": f32(0.02), "az": np.asarray(lo + 9, x_dtype), "w": w, "ws": f32(rng.uniform(1e-3, 0.05, 7)),
+             "wz": np.zeros(7, np.int8), "ys": f32(0.02 * 0.03 * 40), "yz": np.asarray(lo + 5, x_dtype)}
+    node = helper.make_node("QLinearMatMul", ["a", "as", "az", "w", "ws", "wz", "ys", "yz"], ["y"])
+    path = save([node], [vi("a", t, list(a.shape))], [vi("y", t, None)], inits, tmp_path / "mm.onnx")
+    prog, fast, slow = _run_both(path, {"a": a}, monkeypatch)
+    assert _fc(prog).imm is not None
+    np.testing.assert_array_equal(fast["onnx"], ort_run(path, {"a": a})[0])
+    for mode in fast:
+        np.testing.assert_array_equal(fast[mode], slow[mode])
+
+
+def test_matmul_integer_int32_output_on_int8_gemm(tmp_path, monkeypatch):
+    rng = np.random.default_rng(4)
+    a = rng.integers(0, 256, (6, 33)).astype(np.uint8)
+    b = rng.integers(-128, 128, (33, 5)).astype(np.int8)
+    node = helper.make_node("MatMulInteger", ["a", "b", "az"], ["y"])
+    path = save([node], [vi("a", U8, [6, 33])], [vi("y", TensorProto.INT32, None)],
+                {"b": b, "az": np.uint8(100)}, tmp_path / "mi.onnx")
+    prog, fast, slow = _run_both(path, {"a": a}, monkeypatch)
+    assert _fc(prog).imm is not None and fast["onnx"].dtype == np.int32
+    np.testing.assert_array_equal(fast["onnx"], ort_run(path, {"a": a})[0])
+    np.testing.assert_array_equal(fast["onnx"], slow["onnx"])

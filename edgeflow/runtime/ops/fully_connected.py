@@ -2,14 +2,15 @@
 
 acc[..., n] = sum_k (a[..., k] - zp_a) * (b[k, n] - zp_b[n]) + bias[n]; requantized per output
 column n. ``b`` is a constant weight (per-column or per-tensor scale) or, for an
-activation × activation matmul, a second runtime input (per-tensor).
+activation × activation matmul, a second runtime input (per-tensor). A constant int8-range weight
+runs on the exact int8 GEMM (``edgeflow.runtime.int8mm``) when every accumulator fits int32.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from edgeflow.runtime import intgemm, quant
+from edgeflow.runtime import int8mm, intgemm, quant
 from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op, requant_of
 
@@ -35,12 +36,28 @@ class FullyConnected(Op):
             self.wf = w_c.astype(np.float32)
             self.bound_b = float(max(1, np.abs(w_c).max(initial=0)))
             self.offset = (0 if self.bias is None else self.bias) - self.zp_a * w_c.sum(axis=0)
+            self.imm = self._int8_gemm(w_c)
         else:
             self.w = None
+            self.imm = None
             self.zp_b = int(np.asarray(w_zp).reshape(-1)[0])
             self.b_dtype = np.dtype(at["b_dtype"])
             self.bound_b = float(max(abs(v) for v in quant.qrange(self.b_dtype)) + abs(self.zp_b))
             self.offset = 0 if self.bias is None else self.bias
+
+    def _int8_gemm(self, w_c: np.ndarray):
+        """(int8 weight, int32 offset, input shift) for ``int8mm`` (the conv's rule), or None."""
+        if self.a_dtype not in (np.dtype(np.int8), np.dtype(np.uint8)) or w_c.size == 0 or \
+                w_c.min() < -128 or w_c.max() > 127 or not int8mm.available():
+            return None
+        shift = 128 if self.a_dtype == np.dtype(np.uint8) else 0
+        offset = (0 if self.bias is None else self.bias) - (self.zp_a - shift) * w_c.sum(axis=0)
+        if not int8mm.fits_int32(128, w_c, offset):
+            return None
+        import torch
+
+        off = torch.from_numpy(np.broadcast_to(np.asarray(offset, np.int32), (w_c.shape[1],)).copy())
+        return int8mm.weight(w_c), off, shift
 
     def run(self, values, mode):
         with intgemm.single_threaded_blas:  # small GEMMs: a multi-threaded BLAS stalls under load
@@ -51,6 +68,12 @@ class FullyConnected(Op):
         if self.w is not None:
             if a.shape[-1] != self.wf.shape[0]:
                 raise ValueError(f"input shape {a.shape} does not fit weights {self.w.shape}")
+            if self.imm is not None:
+                w, off, shift = self.imm
+                a8 = np.bitwise_xor(a.view(np.int8), np.int8(-128)) if shift else a  # uint8: a - 128 as int8
+                acc = int8mm.matmul(np.ascontiguousarray(a8).reshape(-1, a.shape[-1]), w, off)
+                acc = acc.reshape(*a.shape[:-1], -1)
+                return [acc if self.rq is None else self.rq.apply(acc, mode, acc.ndim - 1)]
             acc = intgemm.exact_matmul(a.astype(np.float32), self.wf, self.bound_a, self.bound_b)
         else:
             b = (values[1].astype(np.int64) - self.zp_b).astype(np.float32)
