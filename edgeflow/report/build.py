@@ -153,10 +153,10 @@ figure {{ display: inline-block; margin: 1em 1em 0 0; }} img {{ max-width: 700px
 </style></head><body>
 <h1>{html.escape(title)}</h1>
 <p>{len(report.rows)} runs; Pareto front over {html.escape(objectives)}: {len(report.front)} runs (highlighted).</p>
-<table><thead><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in header)}</tr></thead>
+<div style="overflow-x: auto"><table><thead><tr>{''.join(f'<th>{html.escape(h)}</th>' for h in header)}</tr></thead>
 <tbody>
 {rows}
-</tbody></table>
+</tbody></table></div>
 <h2>Accuracy against cost</h2>
 {images}
 </body></html>
