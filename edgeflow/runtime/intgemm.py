@@ -142,6 +142,33 @@ def windows_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int
                       (s0, s1 * stride[0], s2 * stride[1], s1 * dilation[0], s2 * dilation[1], s3), writeable=False)
 
 
+def im2col_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
+                out_hw: tuple[int, int], out: np.ndarray) -> np.ndarray:
+    """Padded (N, Hp, Wp, C) → ``out`` (N*OH*OW, KH*KW*C), rows (n, oh, ow), columns (kh, kw, c), same dtype.
+
+    A plain copy of the windows, moved in the widest unsigned unit (8, 4, 2 bytes) dividing a pixel's
+    C channels, with a window row's KW·C values merged into one contiguous run when the dilation
+    along W is 1: numpy's strided copy costs per element, and C is often 8-64 bytes.
+    """
+    xp = np.ascontiguousarray(xp)
+    n, hp, wp, c = xp.shape
+    pixel = c * xp.itemsize
+    u = next(u for u in (8, 4, 2, 1) if pixel % u == 0)
+    src = xp.reshape(-1).view(f"u{u}")
+    cu = pixel // u
+    sh, sw = stride
+    dh, dw = dilation
+    (oh, ow), (kh, kw) = out_hw, kernel
+    row, col, img = wp * cu, cu, hp * wp * cu  # strides in units
+    if dw == 1:
+        shape, strides = (n, oh, ow, kh, kw * cu), (img, row * sh, col * sw, row * dh, 1)
+    else:
+        shape, strides = (n, oh, ow, kh, kw, cu), (img, row * sh, col * sw, row * dh, col * dw, 1)
+    win = as_strided(src, shape, tuple(st * u for st in strides), writeable=False)
+    np.copyto(split_view(out.view(f"u{u}"), shape), win)
+    return out
+
+
 def split_view(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
     """``a`` reshaped to ``shape`` without copying (raises instead of silently copying)."""
     v = a.view()

@@ -234,14 +234,9 @@ class Conv(Op):
         if shift:
             xh = np.bitwise_xor(xh.view(np.int8), np.int8(-128))  # x - 128 as int8 (layout kept)
         kdim = k2[0] * k2[1] * c
-        if k2 == (1, 1) and not any(pads):
-            win = xh[:, ::s2[0], ::s2[1]][:, :oh, :ow]
-            wshape = (oh, ow, c)
-        else:
+        direct = k2 == (1, 1) and s2 == (1, 1) and not any(pads) and xh.flags.c_contiguous
+        if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
-            win = intgemm.windows_nhwc(xp, k2, s2, d2, (oh, ow))
-            wshape = (oh, ow, k2[0], k2[1], c)
-        direct = win.ndim == 4 and win.flags.c_contiguous  # a 1×1 conv reads its NHWC input in place
         per_image = oh * ow * (kdim + 8 * self.m)  # int8 columns, int32 accumulators and float32 requantization
         nb = n if direct and self.rq is None else max(1, min(n, intgemm.CHUNK_BYTES // per_image))
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
@@ -250,10 +245,9 @@ class Conv(Op):
             b = min(nb, n - n0)
             r = b * oh * ow
             if direct:
-                cols = win[n0:n0 + b].reshape(r, kdim)
+                cols = xh[n0:n0 + b].reshape(r, kdim)
             else:
-                cols = cols_buf[:r]
-                np.copyto(intgemm.split_view(cols, (b,) + wshape), win[n0:n0 + b])
+                cols = intgemm.im2col_nhwc(xp[n0:n0 + b], k2, s2, d2, (oh, ow), cols_buf[:r])
             acc = int8mm.matmul(cols, w, off)
             qc = q[n0 * oh * ow:n0 * oh * ow + r]
             if self.rq is None:
