@@ -110,7 +110,8 @@ def composed() -> DictConfig:
 @pytest.mark.parametrize("path, value, key, words", [
     ("strategy", "annealing", "strategy", "one of random, tpe, nsga2, gp, cmaes, grid, evolution, rl"),
     ("space.choices.kernel_size.type", "set", "space.choices.kernel_size.type", "one of categorical"),
-    ("space.choices.kernel_size.values", [], "space.choices.kernel_size.values", "non-empty list"),
+    ("space.choices.blocks.each.kernel_sizes.values", [], "space.choices.blocks.each.kernel_sizes.values",
+     "non-empty list"),
     ("space.choices.depthwise", {"type": "int", "low": 1, "high": 2}, "space.choices.depthwise",
      "not an option of this model"),
     ("space.choices.blocks.each.channels.low", 40, "space.choices.blocks.each.channels.high", ">= low"),
