@@ -15,6 +15,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeflow.runtime import intgemm
+
 EXACT_LIMIT = 2**24
 
 
@@ -49,9 +51,11 @@ class ExactConv:
         threads = torch.get_num_threads()
         torch.set_num_threads(1)  # small tensors: thread sync costs more than it saves, and stalls under load
         try:
-            # x as it lies in memory (NCHW, or the NCHW view of an NHWC array, then no copy): int8 transpose, cast
-            xt = torch.from_numpy(x if x.flags.writeable else x.copy()).contiguous(memory_format=torch.channels_last)
-            xf = xt.to(torch.float32)
+            # x as it lies in memory (NCHW, or the NCHW view of an NHWC array): cast (and transposed) in one
+            # pass into a reused channels-last buffer (a fresh multi-megabyte tensor page-faults on every call)
+            n, c, h, w = x.shape
+            xf = torch.from_numpy(intgemm.scratch("torchconv", (n, h, w, c))).permute(0, 3, 1, 2)
+            xf.copy_(torch.from_numpy(x if x.flags.writeable else x.copy()))
             offset = self.bias
             if not any(pads) and self.raw_offset is not None:
                 offset = self.raw_offset  # zero point folded into the offset: no padding reads it
