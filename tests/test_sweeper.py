@@ -38,23 +38,23 @@ def _edgeflow(home: Path, *args: str) -> subprocess.CompletedProcess:
                           text=True, timeout=900)
 
 
-@pytest.fixture(scope="module")
-def swept(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A home where the sweep ran with 4 trials and was rerun with 8."""
-    home = tmp_path_factory.mktemp("sweeper")
-    for n in (4, 8):
-        done = _edgeflow(home, *SWEEP, f"hydra.sweeper.n_trials={n}")
-        assert done.returncode == 0, done.stderr[-3000:]
-    return home
-
-
 def _jobs(home: Path) -> list:
     client = MlflowClient(tracking_uri(home))
     runs = client.search_runs([client.get_experiment_by_name("quickstart").experiment_id], max_results=1000)
     return [r for r in runs if "edgeflow.job_num" in r.data.tags]
 
 
-def test_joblib_trials_resume_and_best_trials_are_the_runs_metrics(swept: Path) -> None:
+def test_joblib_trials_resume_best_trials_are_the_runs_metrics_and_the_report(
+        tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """One test, so that parallel test workers never run the sweep twice."""
+    for n in (4, 8):  # 4 trials, then a rerun that resumes the study up to 8
+        done = _edgeflow(tmp_path, *SWEEP, f"hydra.sweeper.n_trials={n}")
+        assert done.returncode == 0, done.stderr[-3000:]
+    _check_trials(tmp_path)
+    _check_report(tmp_path, capsys, monkeypatch)
+
+
+def _check_trials(swept: Path) -> None:
     study = optuna.load_study(study_name="lr_bits", storage=f"sqlite:///{swept / 'optuna.db'}")
     trials = study.trials
     assert [t.state.name for t in trials] == ["COMPLETE"] * 8  # 4, then 4 more on the rerun
@@ -90,8 +90,8 @@ class _Page(HTMLParser):
             self.rows += 1
 
 
-def test_report_writes_table_plots_and_a_self_contained_page(swept: Path, capsys: pytest.CaptureFixture[str],
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def _check_report(swept: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """``edgeflow-report`` on the sweep's experiment: CSV table, one PNG per cost, a self-contained page."""
     monkeypatch.setenv("EDGEFLOW_HOME", str(swept))
     out = swept / "report"
     report_main(["quickstart", "--out", str(out), "--format", "csv", "--objective", "evaluate/test_acc:max",
