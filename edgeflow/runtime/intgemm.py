@@ -84,6 +84,8 @@ _TLS = threading.local()
 
 #: bytes of float32 im2col columns per GEMM call (a few images): about half a core's L2 cache
 CHUNK_BYTES = 1 << 19
+#: bytes of int8 columns, int32 accumulators and float32 requantization per int8 GEMM call (``int8mm``)
+INT8_CHUNK_BYTES = 1 << 20
 
 
 def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:

@@ -238,7 +238,7 @@ class Conv(Op):
         if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
         per_image = oh * ow * (kdim + 8 * self.m)  # int8 columns, int32 accumulators and float32 requantization
-        nb = n if direct and self.rq is None else max(1, min(n, intgemm.CHUNK_BYTES // per_image))
+        nb = n if direct and self.rq is None else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
         q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
         for n0 in range(0, n, nb):
