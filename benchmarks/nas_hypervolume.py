@@ -53,7 +53,7 @@ def main() -> None:
             name = f"bench-{strategy}-s{seed}-n{args.trials}-e{args.epochs}-d{args.subset}"
             started = time.perf_counter()
             edgeflow.run(edgeflow.compose([
-                "recipe=nas_tcn_mnist1d", "~stages.train", "~stages.evaluate", "~stages.analyze",
+                "recipe=nas_tcn_mnist1d", "search_space@stages.nas.space=tcn", "~stages.train", "~stages.evaluate", "~stages.analyze",
                 "trainer.progress_bar=false", "tracking.enabled=false", "cache.enabled=false", f"seed={seed}",
                 f"stages.nas.strategy={strategy}", f"stages.nas.n_trials={args.trials}",
                 f"stages.nas.trial_epochs={args.epochs}", f"stages.nas.subset={args.subset}",
