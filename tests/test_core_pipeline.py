@@ -56,7 +56,8 @@ def test_quickstart_trains_digits_to_90_percent_and_tracks_everything(workdir: P
 
 
 def test_same_seed_gives_same_metrics(workdir: Path) -> None:
-    overrides = ["recipe=quickstart", "stages.train.max_epochs=2", "seed=7", *FAST, "tracking.enabled=false"]
+    overrides = ["recipe=quickstart", "stages.train.max_epochs=2", "seed=7", *FAST, "tracking.enabled=false",
+                 "cache.enabled=false"]  # both runs compute: a stage-cache hit would make them trivially equal
     first = edgeflow.run(edgeflow.compose(overrides)).metrics
     second = edgeflow.run(edgeflow.compose(overrides)).metrics
     for key in ("train/best_val_acc", "evaluate/test_acc", "evaluate/test_loss"):

@@ -46,7 +46,7 @@ def test_run_and_sweep_folders_end_in_a_suffix_fixed_once_per_config() -> None:
 def test_concurrent_runs_in_a_fresh_store_never_mix(tmp_path: Path) -> None:
     env = project_env(tmp_path)
     seeds = [0, 1, 0]  # the two seed-0 runs are each other's twin: crossed files would tell them apart
-    procs = [subprocess.Popen([str(BIN / "edgeflow"), *TINY, f"seed={seed}"], cwd=tmp_path, env=env,
+    procs = [subprocess.Popen([str(BIN / "edgeflow"), *TINY, "cache.enabled=false", f"seed={seed}"], cwd=tmp_path, env=env,
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in seeds]
     errors = [proc.communicate(timeout=600)[1] for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0], [e[-2000:] for e in errors]
