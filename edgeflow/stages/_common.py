@@ -22,6 +22,21 @@ def float_reference(state: State, ctx: StageContext) -> State:
     return state.with_reference(test_acc=evaluate(state.model, ctx, "test")["test_acc"])
 
 
+def current_onnx(state: State, ctx: StageContext, filename: str) -> tuple[State, Path, bool]:
+    """The ONNX export of ``state.model``: the ``onnx`` artifact when it was exported from this model
+    version, else a fresh export to ``ctx.out_dir / filename`` (bound to the returned state).
+
+    Returns ``(state, path, fresh)``; ``fresh`` says the stage exported the model itself.
+    """
+    path = state.artifact("onnx")
+    if path is not None:
+        return state, path, False
+    from edgeflow.export import export_model
+
+    path = export_model(state.model, state.input_shape, ctx.out_dir / filename)
+    return state.with_artifact("onnx", path), path, True
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``rows`` to ``path`` as CSV, columns in order of first appearance; returns ``path``."""
     import csv

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from edgeflow.core.errors import require, require_choice, require_filename, require_int
+from edgeflow.stages._common import current_onnx
 from edgeflow.stages._schema import StageConfig
 
 if TYPE_CHECKING:
@@ -73,13 +74,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     from edgeflow.codegen.verify import verify
     from edgeflow.state import StageResult
 
-    path = state.artifact("onnx")
-    fresh = path is None
-    if fresh:
-        from edgeflow.export import export_model
-
-        path = export_model(state.model, state.input_shape, ctx.out_dir / cfg.filename)
-        state = state.with_artifact("onnx", path)
+    state, path, fresh = current_onnx(state, ctx, cfg.filename)
     program = runtime.load(path, rounding="tflm")
     project = ctx.out_dir / cfg.project
     model = generate(program, project)

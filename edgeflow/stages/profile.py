@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import require, require_choice, require_filename
+from edgeflow.stages._common import current_onnx
 from edgeflow.stages._schema import StageConfig
 from edgeflow.stages._targets import check_targets, stage_targets
 
@@ -55,13 +56,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     from edgeflow.hardware.report import plot_profile
     from edgeflow.state import StageResult
 
-    path = state.artifact("onnx")
-    fresh = path is None
-    if fresh:
-        from edgeflow.export import export_model
-
-        path = export_model(state.model, state.input_shape, ctx.out_dir / cfg.filename)
-        state = state.with_artifact("onnx", path)
+    state, path, fresh = current_onnx(state, ctx, cfg.filename)
     program = runtime.load(path, rounding=cfg.rounding)
     dataset = None
     if cfg.split != "none":
