@@ -37,6 +37,23 @@ def current_onnx(state: State, ctx: StageContext, filename: str) -> tuple[State,
     return state.with_artifact("onnx", path), path, True
 
 
+def quant_config(spec: Any, key: str) -> Any:
+    """The ``QuantConfig`` of mapping ``spec`` (``{weight_bits: 8}``), checked; a ``ConfigError`` under ``key``."""
+    from edgeflow.core.errors import ConfigError
+    from edgeflow.methods.quantization.spec import QuantConfig
+
+    if not isinstance(spec, dict):
+        raise ConfigError(key, f"must be null or a mapping of quantization keys (weight_bits, ...), got {spec!r}")
+    try:
+        config = QuantConfig(**spec)
+        config.check()
+    except TypeError as err:
+        raise ConfigError(key, f"unknown quantization key ({err})") from None
+    except ConfigError as err:
+        raise err.under(key) from None
+    return config
+
+
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> Path:
     """Write ``rows`` to ``path`` as CSV, columns in order of first appearance; returns ``path``."""
     import csv

@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import ConfigError, is_finite, require, require_choice, require_finite, require_int
+from edgeflow.stages._common import quant_config
 from edgeflow.stages._targets import check_targets
 from edgeflow.stages._zoo_spec import check_spec
 from edgeflow.training.schema import TrainingStageConfig
@@ -119,25 +120,9 @@ class Config(TrainingStageConfig):
         if self.quantize is not None:
             require(self.system == "big_little", "quantize", "null for system early_exit (int8 parts: big_little only)",
                     self.quantize)
-            quant_config(self.quantize)
+            quant_config(self.quantize, "quantize")
         require(self.hardware is None or isinstance(self.hardware, str), "hardware", "null or one target name",
                 self.hardware)
-
-
-def quant_config(spec: Any) -> Any:
-    """The ``QuantConfig`` of mapping ``spec`` (``{weight_bits: 8}``); a ``ConfigError`` under ``quantize``."""
-    from edgeflow.methods.quantization.spec import QuantConfig
-
-    if not isinstance(spec, dict):
-        raise ConfigError("quantize", f"must be null or a mapping of quantization keys (weight_bits, ...), got {spec!r}")
-    try:
-        config = QuantConfig(**spec)
-        config.check()
-    except TypeError as err:
-        raise ConfigError("quantize", f"unknown quantization key ({err})") from None
-    except ConfigError as err:
-        raise err.under("quantize") from None
-    return config
 
 
 def check(cfg: Config, state: State) -> None:
@@ -177,7 +162,7 @@ def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list
     if cfg.quantize is not None:   # post-training int8 parts: calibration then sees int8 scores
         from edgeflow.methods.quantization import calibrate, freeze_observers, quantize_model
 
-        parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize)) for p in parts]
+        parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize, "quantize")) for p in parts]
         for part in parts:
             calibrate(part, ctx.data.train_dataloader(), 8)
             freeze_observers(part)

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import ConfigError, require, require_finite
+from edgeflow.stages._common import quant_config
 from edgeflow.stages._zoo_spec import check_spec
 from edgeflow.training.schema import TrainingStageConfig
 
@@ -62,7 +63,7 @@ class Config(TrainingStageConfig):
         require(all(isinstance(k, str) and isinstance(v, str) and k and v for k, v in self.hints.items()), "hints",
                 "a mapping student module path -> teacher module path", self.hints)
         if self.qat is not None:
-            _quant_config(self.qat)
+            quant_config(self.qat, "qat")
 
 
 def _check_teacher_spec(spec: Any) -> None:
@@ -78,21 +79,6 @@ def _check_teacher_spec(spec: Any) -> None:
     if point.kind == "weights":
         raise ConfigError("teacher", f"{spec} is a weights file, which does not say how to build the teacher; "
                                      "give a saved state folder (<run>/state) or runs:/<run_id>")
-
-
-def _quant_config(spec: Any) -> Any:
-    from edgeflow.methods.quantization.spec import QuantConfig
-
-    if not isinstance(spec, dict):
-        raise ConfigError("qat", f"must be null or a mapping of quantization keys (weight_bits, ...), got {spec!r}")
-    try:
-        config = QuantConfig(**spec)
-        config.check()
-    except TypeError as err:
-        raise ConfigError("qat", f"unknown quantization key ({err})") from None
-    except ConfigError as err:
-        raise err.under("qat") from None
-    return config
 
 
 def load_teacher(cfg: Config, state: State) -> nn.Module:
@@ -179,7 +165,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         from edgeflow.methods.quantization import calibrate, quantize_model
         from edgeflow.methods.quantization.callbacks import QATCallback
 
-        student = quantize_model(student, state.input_shape, _quant_config(cfg.qat), bn="simulate")
+        student = quantize_model(student, state.input_shape, quant_config(cfg.qat, "qat"), bn="simulate")
         calibrate(student, ctx.data.train_dataloader(), 8)
         callbacks.append(QATCallback(-1, -1))
     distiller = Distiller(teacher_copy, cfg.temperature, cfg.alpha, cfg.hints, cfg.hint_weight)
