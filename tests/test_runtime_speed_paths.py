@@ -147,3 +147,29 @@ def test_matmul_integer_int32_output_on_int8_gemm(tmp_path, monkeypatch):
     assert _fc(prog).imm is not None and fast["onnx"].dtype == np.int32
     np.testing.assert_array_equal(fast["onnx"], ort_run(path, {"a": a})[0])
     np.testing.assert_array_equal(fast["onnx"], slow["onnx"])
+
+
+@pytest.mark.parametrize("acc_dtype", [np.float32, np.int32])
+@pytest.mark.parametrize("out_dtype", [np.int8, np.uint8])
+def test_torch_requantization_matches_numpy(acc_dtype, out_dtype):
+    """``Requant.apply_last`` (onnx mode on torch's kernels, in place) gives ``requantize_onnx``'s
+    integers: .5 ties (power-of-two multipliers), saturation, activation clamps, int32 beyond 2**24."""
+    pytest.importorskip("torch")
+    from edgeflow.runtime import quant
+    from edgeflow.runtime.ops.base import Requant
+
+    rng = np.random.default_rng(3)
+    for i in range(40):
+        c = int(rng.choice([1, 3, 16, 64]))
+        sw = f32(rng.uniform(1e-4, 0.05, c)) if i % 2 else np.full(c, f32(2.0 ** -int(rng.integers(1, 10))))
+        zp = int(rng.integers(*quant.qrange(out_dtype))) // 2 * 2 + i % 2
+        act = [(None, None, None), ("relu", 0.0, None), ("clip", 0.0, 6.0)][i % 3]
+        rq = Requant(0.5 if i % 2 == 0 else float(rng.uniform(1e-3, 0.1)), sw, 1.0 if i % 2 == 0 else 0.05, zp,
+                     np.dtype(out_dtype), act)
+        big = 2**31 - 1 if acc_dtype == np.int32 else 2**24 - 1
+        acc = rng.integers(-big, big, (int(rng.integers(1, 200)), c)) // rng.choice([1, 2**8, 2**16])
+        acc = acc.astype(acc_dtype)
+        lo, hi = rq.act_range["onnx"]
+        want = quant.requantize_onnx(acc.copy(), rq.onnx_mult, zp, np.dtype(out_dtype), lo, hi)
+        got = rq.apply_last(acc.copy(), "onnx", np.empty(acc.shape, out_dtype))
+        np.testing.assert_array_equal(got, want)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -79,16 +80,48 @@ class Requant:
 
     def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
         """Requantize contiguous ``acc`` (float32 holding exact integers below 2**24, or int32;
-        channels on the last axis) into ``out`` (``out_dtype``, same shape). Overwrites a float32 ``acc``. The same requantization functions
-        as ``apply`` (``quant.requantize_onnx`` in place, with the per-channel multipliers tiled
-        along the rows; ``quant.requantize_tflm``)."""
+        channels on the last axis) into ``out`` (``out_dtype``, same shape). Overwrites ``acc`` in
+        onnx mode. The same requantization as ``apply``: onnx mode on torch's vector kernels when
+        torch is loaded (``_onnx_torch``, the arithmetic of ``quant.requantize_onnx``), else
+        ``quant.requantize_onnx`` in place with the per-channel multipliers tiled along the rows;
+        ``quant.requantize_tflm``."""
         lo, hi = self.act_range[mode]
+        if mode == "onnx" and acc.dtype in (np.float32, np.int32) and out.flags.c_contiguous \
+                and acc.shape == out.shape and acc.flags.writeable and "torch" in sys.modules:
+            self._onnx_torch(acc, lo, hi, out)
+            return out
         if mode == "onnx":
             acc2, mult = tiled(acc, self.onnx_mult, self._tiles) if self.channels > 1 else (acc, self.onnx_mult[0])
             quant.requantize_onnx(acc2, mult, self.zp, self.out_dtype, lo, hi, out=out.reshape(acc2.shape))
             return out
         out[...] = self.apply(acc, mode, acc.ndim - 1)
         return out
+
+    def _onnx_torch(self, acc: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
+        """``quant.requantize_onnx`` on torch's single-threaded vector kernels, the same float32
+        operations in the same order: float32(acc) * M[c], clamp to [lo - zp, hi - zp], round half
+        to even (``torch.round``, like ``np.rint``), + zp, then one cast into ``out``. A float32
+        ``acc`` (exact integers, e.g. torchconv's accumulators) is overwritten in place; an int32
+        one is converted to float32 in place, in its own memory (round to nearest even, as numpy
+        and MLAS; a separate float32 buffer costs more than the whole requantization saves)."""
+        torch = sys.modules["torch"]
+        mult = self._tiles.get("torch")
+        if mult is None:
+            mult = self._tiles["torch"] = torch.from_numpy(self.onnx_mult.copy())
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            t = torch.from_numpy(acc)
+            if t.dtype != torch.float32:  # int32 -> float32 in place (same elements, same memory)
+                t = t.view(torch.float32).copy_(t)
+            t.mul_(mult if self.channels > 1 else float(self.onnx_mult[0]))
+            t.clamp_(float(lo - self.zp), float(hi - self.zp))
+            t.round_()
+            if self.zp:
+                t.add_(float(self.zp))
+            torch.from_numpy(out).copy_(t)
+        finally:
+            torch.set_num_threads(threads)
 
 
 def requant_of(node: Node) -> Requant | None:
