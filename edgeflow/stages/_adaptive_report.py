@@ -62,12 +62,7 @@ def plot_curve(val: Sequence[Any], test: Sequence[Any], chosen: Any, chosen_test
     right.set_xlabel("threshold θ")
     right.set_ylabel("share of validation samples / %")
     right.legend(fontsize=8)
-    fig.suptitle(title, fontsize=9)
-    path = Path(path)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return _save(plt, fig, title, path)
 
 
 def plot_partition(rows: Sequence[Mapping[str, Any]], fast: Mapping[str, Any], frugal: Mapping[str, Any],
@@ -93,6 +88,11 @@ def plot_partition(rows: Sequence[Mapping[str, Any]], fast: Mapping[str, Any], f
         ax.set_xticklabels(labels, rotation=60, ha="right", fontsize=7)
         ax.set_xlabel("last layer on the device")
         ax.legend(fontsize=8)
+    return _save(plt, fig, title, path)
+
+
+def _save(plt: Any, fig: Any, title: str, path: Path) -> Path:
+    """Title, lay out, write ``fig`` to ``path`` (PNG) and close it; returns ``path``."""
     fig.suptitle(title, fontsize=9)
     path = Path(path)
     fig.tight_layout()

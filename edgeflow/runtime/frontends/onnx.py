@@ -724,23 +724,23 @@ class Lowerer:
     def _op_QLinearMul(self, node):
         self._op_QLinearAdd(node, N.mul)
 
-    def _op_QLinearSigmoid(self, node):
+    def _qlinear_unary(self, node):
+        """``(x, s_x, zp_x, y, s_y, zp_y, dtype_y)`` of a QLinear op with inputs ``x, s_x, zp_x, s_y, zp_y``."""
         i = node.input
         sx = float(np.asarray(self.scalar(i[1], node, "X_scale")).reshape(-1)[0])
         zpx = int(np.asarray(self.init[i[2]]).reshape(-1)[0]) if i[2] else 0
         y, sy, zpy, dt = self._qop_out(node, i[3], self._in(node, 4))
         if i[0] not in self.qt:
             raise UnsupportedOpError(node.op_type, node.name, "input is not an integer tensor")
-        self.nodes.append(N.lut(node.name or y, i[0], y, "logistic", sx, zpx, self.qt[i[0]].dtype, sy, zpy, dt))
+        return i[0], sx, zpx, y, sy, zpy, dt
+
+    def _op_QLinearSigmoid(self, node):
+        x, sx, zpx, y, sy, zpy, dt = self._qlinear_unary(node)
+        self.nodes.append(N.lut(node.name or y, x, y, "logistic", sx, zpx, self.qt[x].dtype, sy, zpy, dt))
 
     def _op_QLinearSoftmax(self, node):
-        i = node.input
-        sx = float(np.asarray(self.scalar(i[1], node, "X_scale")).reshape(-1)[0])
-        zpx = int(np.asarray(self.init[i[2]]).reshape(-1)[0]) if i[2] else 0
-        y, sy, zpy, dt = self._qop_out(node, i[3], self._in(node, 4))
-        if i[0] not in self.qt:
-            raise UnsupportedOpError(node.op_type, node.name, "input is not an integer tensor")
-        self.nodes.append(N.int_softmax(node.name or y, i[0], y, _attrs(node).get("axis", -1), 1.0, sx, zpx, sy, zpy, dt))
+        x, sx, zpx, y, sy, zpy, dt = self._qlinear_unary(node)
+        self.nodes.append(N.int_softmax(node.name or y, x, y, _attrs(node).get("axis", -1), 1.0, sx, zpx, sy, zpy, dt))
 
     def _op_QLinearAdd(self, node, make=N.add):
         i = node.input
