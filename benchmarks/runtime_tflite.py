@@ -22,14 +22,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 MODELS = Path(__file__).resolve().parents[1] / "tests" / "data" / "mlperf_tiny"
 
 
-def _interpreter(path: Path, reference: bool, batch: int):
+def _optimized_interpreter(path: Path, batch: int):
+    """LiteRT with its optimized kernels (one thread), resized to take the whole batch at once."""
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
-    kind = OpResolverType.BUILTIN_REF if reference else OpResolverType.AUTO
-    it = Interpreter(model_path=str(path), experimental_op_resolver_type=kind, num_threads=1)
+    it = Interpreter(model_path=str(path), experimental_op_resolver_type=OpResolverType.AUTO, num_threads=1)
     d = it.get_input_details()[0]
-    if not reference:
-        it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
+    it.resize_tensor_input(d["index"], [batch, *d["shape"][1:]])
     it.allocate_tensors()
     return it, d["index"], it.get_output_details()[0]["index"]
 
@@ -41,6 +40,7 @@ def main() -> None:
     args = ap.parse_args()
 
     import edgeflow.runtime as rt
+    from edgeflow.runtime.profiler import litert_reference
 
     print(f"batch {args.batch}; samples/s, best of {args.repeats}")
     print(f"{'model':22s} {'runtime':>10s} {'LiteRT ref':>11s} {'LiteRT opt':>11s} {'bit-equal':>10s}")
@@ -48,16 +48,11 @@ def main() -> None:
         prog = rt.load(path)
         gi = prog.inputs[0]
         x = np.random.default_rng(0).integers(-128, 128, (args.batch, *gi.shape[1:])).astype(gi.dtype)
-        ref, ri, ro = _interpreter(path, True, args.batch)
-        opt, oi, oo = _interpreter(path, False, args.batch)
+        reference = litert_reference(path)
+        opt, oi, oo = _optimized_interpreter(path, args.batch)
 
         def run_ref() -> np.ndarray:
-            outs = []
-            for k in range(len(x)):
-                ref.set_tensor(ri, x[k:k + 1])
-                ref.invoke()
-                outs.append(ref.get_tensor(ro)[0].copy())
-            return np.stack(outs)
+            return reference(x)
 
         def run_opt() -> np.ndarray:
             opt.set_tensor(oi, x)
