@@ -12,12 +12,14 @@ and zero points. Every requantization constant is computed here with ``edgeflow.
 same formulas as the runtime's kernels in ``tflm`` mode, so the C output is bit-equal to
 ``Program.run(x, rounding="tflm")`` — double rounding, or LiteRT's single rounding where a node
 says ``single_rounding``; TFLite's MEAN multiplier where a global average pool says ``tflite_mean``;
-TFLite's fixed-point int8 softmax. Tensors are stored row-major in the IR's layout (NCHW, batch 1)
+TFLite's fixed-point int8 softmax; TFLite's 16-bit fixed-point hard-swish. Table activations (``lut``:
+logistic, tanh) store the 256 outputs the runtime's own op gives for the 256 int8 inputs. Tensors are stored row-major in the IR's layout (NCHW, batch 1)
 at the offsets of ``Program.plan_memory()``; views (reshape) share their input's buffer.
 
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
-counts as flash. Weights narrower than 8 bits are stored as int8 (one byte each).
+counts as flash. Weights narrower than 8 bits are stored as int8 (one byte each). The 256-byte table
+of a ``lut`` node is a constant too; ``costs`` counts none for it (``Array.uncounted``).
 """
 
 from __future__ import annotations
@@ -35,8 +37,8 @@ from edgeflow.runtime.program import Program
 from edgeflow.runtime.shapes import pool_geometry, resolve_pads
 
 INT8 = np.dtype(np.int8)
-SUPPORTED = ("conv", "fully_connected", "add", "max_pool", "avg_pool", "global_avg_pool", "reshape", "transpose",
-             "clamp", "rescale", "concat", "int_softmax")
+SUPPORTED = ("conv", "fully_connected", "add", "mul", "max_pool", "avg_pool", "global_avg_pool", "reshape",
+             "transpose", "pad", "clamp", "rescale", "concat", "int_softmax", "lut", "hard_swish")
 _BOUNDARY_OUT = ("dequantize", "softmax")
 
 
@@ -47,6 +49,7 @@ class Array:
     name: str
     ctype: str
     values: np.ndarray
+    uncounted: bool = False  # a lut table: flash the runtime's costs (profile flash_bytes) do not count
 
     @property
     def nbytes(self) -> int:
@@ -84,6 +87,12 @@ class CModel:
         """Bytes of all constant arrays (what ``weights.c`` puts in ``.rodata``)."""
         return sum(a.nbytes for a in self.arrays)
 
+    @property
+    def uncounted_bytes(self) -> int:
+        """Bytes of the constants the profile's ``flash_bytes`` does not count (lut tables):
+        ``weights_bytes == program.flash_bytes + uncounted_bytes``."""
+        return sum(a.nbytes for a in self.arrays if a.uncounted)
+
 
 def comment(text: str) -> str:
     """``text`` made safe inside a C block comment (printable ASCII, no comment terminator)."""
@@ -111,6 +120,7 @@ class _Lowering:
         self.nodes = program.ir.nodes
         self.shapes = program.shapes()
         self.tensors = program.tensors
+        self.ops = {node.name: op for node, op in zip(self.nodes, program.ops)}
         plan = program.plan_memory()
         self.arena = plan.arena_bytes
         self.offset = {t: b.offset for b in plan.buffers for t in b.tensors}
@@ -123,8 +133,8 @@ class _Lowering:
     def buf(self, name: str) -> str:
         return f"ef_arena + {self.offset[name]}"
 
-    def array(self, name: str, ctype: str, values: np.ndarray) -> str:
-        self.arrays.append(Array(name, ctype, np.ascontiguousarray(values).reshape(-1)))
+    def array(self, name: str, ctype: str, values: np.ndarray, uncounted: bool = False) -> str:
+        self.arrays.append(Array(name, ctype, np.ascontiguousarray(values).reshape(-1), uncounted))
         return name
 
     def spatial(self, name: str) -> tuple[int, int, int]:
@@ -288,6 +298,40 @@ class _Lowering:
         self.calls.append(f"    ef_add({self.buf(a)}, {self.buf(b)}, {self.buf(y)}, {self.size(y)}, {rq}, {zp}, "
                           f"{lo}, {hi});")
 
+    def dims4(self, node: Node, shape: tuple[int, ...], what: str) -> list[int]:
+        """``shape`` left-padded with ones to 4-D (the kernels' loop nest); rank > 4 is refused."""
+        if len(shape) > 4:
+            raise UnsupportedOpError(node.kind, node.name, f"rank-{len(shape)} {what} (the generator supports up to 4-D)")
+        return [1] * (4 - len(shape)) + [int(d) for d in shape]
+
+    def op_mul(self, node: Node, i: int) -> None:
+        """TFLite's int8 MUL: ``zp_y + MultiplyByQuantizedMultiplier((a - zp_a)(b - zp_b), s_a s_b / s_y)``,
+        clamped; operands broadcast numpy-style (a stride of 0 along their size-1 dimensions)."""
+        at = node.attrs
+        y = node.outputs[0]
+        out = self.dims4(node, tuple(self.shapes[y]), "broadcast")
+        if "const_b" in node.params:
+            c = np.asarray(node.params["const_b"])
+            if c.dtype != INT8:
+                raise UnsupportedOpError(node.kind, node.name, f"{c.dtype} constant operand; the generator supports int8")
+            b_buf, b_shape = self.array(f"ef_c{i}", "int8_t", c), tuple(c.shape)
+        else:
+            b_buf, b_shape = self.buf(node.inputs[1]), tuple(self.shapes[node.inputs[1]])
+        steps = []
+        for shape in (tuple(self.shapes[node.inputs[0]]), b_shape):
+            d = [1] * (4 - len(shape)) + [int(v) for v in shape]  # rank <= rank of y: broadcast rule
+            steps += [0 if d[k] == 1 else int(np.prod(d[k + 1:])) for k in range(4)]
+        self.descriptors.append(f"static const int32_t t{i}[12] = {{{', '.join(str(v) for v in out + steps)}}};")
+        sa, sb, sy = (np.float32(at[k]) for k in ("a_scale", "b_scale", "out_scale"))
+        m, s = _multiplier(float(sa) * float(sb) / float(sy), node)
+        rq = self.array(f"ef_r{i}", "int32_t", np.concatenate([m, s]))
+        act = at["activation"]
+        lo, hi = _full_range(quant.activation_range(act[0], act[1], act[2], float(sy), at["out_zero_point"], INT8,
+                                                    "tflm"), INT8)
+        q = self.quant_desc(i, int(at["a_zero_point"]), int(at["out_zero_point"]), (lo, hi))
+        self.calls.append(f"    ef_mul({self.buf(node.inputs[0])}, {b_buf}, {self.buf(y)}, t{i}, {q}, "
+                          f"{int(at['b_zero_point'])}, {rq});")
+
     def pool_geom(self, node: Node, i: int, dilations: bool) -> str:
         at = node.attrs
         x, y = node.inputs[0], node.outputs[0]
@@ -353,6 +397,42 @@ class _Lowering:
         self.descriptors.append(f"static const int32_t t{i}[8] = {{{', '.join(str(v) for v in dims + steps)}}};")
         self.calls.append(f"    ef_transpose({self.buf(x)}, {self.buf(y)}, t{i});")
 
+    def op_pad(self, node: Node, i: int) -> None:
+        """Constant pad (the value the runtime holds: the input's zero point unless the model says
+        otherwise) in the program's own layout; reflect / edge / wrap and pads of the batch are refused."""
+        at = node.attrs
+        if at["mode"] != "constant":
+            raise UnsupportedOpError(node.kind, node.name, f"mode {at['mode']!r}; the generator supports constant pads")
+        x, y = node.inputs[0], node.outputs[0]
+        rank = len(self.shapes[x])
+        axes = list(range(rank)) if at["axes"] is None else [int(a) % rank for a in at["axes"]]
+        before = [0] * rank
+        for k, a in enumerate(axes):
+            before[a] = int(at["pads"][k])
+            if at["pads"][k] < 0 or at["pads"][k + len(axes)] < 0:
+                raise UnsupportedOpError(node.kind, node.name, "negative pads (a crop); the generator supports pads >= 0")
+        if self.shapes[x][0] != self.shapes[y][0]:
+            raise UnsupportedOpError(node.kind, node.name, "pads of the batch axis; the generator pads the other axes")
+        dims = self.dims4(node, tuple(self.shapes[x]), "tensor") + self.dims4(node, tuple(self.shapes[y]), "tensor")
+        dims += [0] * (4 - rank) + before
+        self.descriptors.append(f"static const int32_t t{i}[12] = {{{', '.join(str(v) for v in dims)}}};")
+        self.calls.append(f"    ef_pad({self.buf(x)}, {self.buf(y)}, t{i}, {int(at['value'])});")
+
+    def op_lut(self, node: Node, i: int) -> None:
+        """The runtime op's own outputs for the 256 int8 inputs, stored as a table: bit-equal by construction."""
+        table = self.ops[node.name].run([np.arange(-128, 128, dtype=np.int8)], "tflm")[0]
+        t = self.array(f"ef_t{i}", "int8_t", np.asarray(table, dtype=np.int8), uncounted=True)
+        x, y = node.inputs[0], node.outputs[0]
+        self.calls.append(f"    ef_lut({self.buf(x)}, {self.buf(y)}, {self.size(y)}, {t});")
+
+    def op_hard_swish(self, node: Node, i: int) -> None:
+        """TFLite's int8 HARD_SWISH: the Q15 multipliers and exponents of ``edgeflow.runtime.ops.hard_swish``
+        (``hard_swish_params``) as a ``model.c`` descriptor; no flash constants (as ``costs`` counts)."""
+        hs = hard_swish_params(node)
+        self.descriptors.append(f"static const int32_t h{i}[6] = {{{', '.join(str(v) for v in hs)}}};")
+        x, y = node.inputs[0], node.outputs[0]
+        self.calls.append(f"    ef_hard_swish({self.buf(x)}, {self.buf(y)}, {self.size(y)}, h{i});")
+
     def op_int_softmax(self, node: Node, i: int) -> None:
         """TFLite's int8 softmax: constants as ``edgeflow.runtime.ops.int_softmax`` (2**26: 5 integer bits)."""
         at = node.attrs
@@ -412,10 +492,30 @@ class _Lowering:
             start += inner
 
 
+def _q15(real: float, node: Node) -> tuple[int, int]:
+    """TFLite's QuantizeMultiplier then DownScaleInt32ToInt16Multiplier: (Q15 multiplier, exponent)."""
+    m, e = (int(v[0]) for v in _multiplier(real, node))
+    return (2**15 - 1 if m >= 2**31 - 1 - (1 << 15) else (m + (1 << 15)) >> 16), e
+
+
+def hard_swish_params(node: Node) -> tuple[int, int, int, int, int, int]:
+    """(in_zp, out_zp, output Q15 multiplier, output exponent <= 0, relu-ish Q15 multiplier, relu-ish
+    exponent) of a ``hard_swish`` node: TFLite's ``HardSwishPrepare`` in float32, as the runtime's op."""
+    at = node.attrs
+    f32 = np.float32
+    hires = f32(f32(1.0 / 128.0) * f32(at["in_scale"]))
+    out_m, out_e = _q15(float(f32(hires / f32(at["out_scale"]))), node)
+    relu_m, relu_e = _q15(float(f32(hires / f32(3.0 / 32768.0))), node)
+    if out_e > 0:
+        raise UnsupportedOpError(node.kind, node.name, "input scale / (128 * output scale) >= 1")
+    return int(at["in_zero_point"]), int(at["out_zero_point"]), out_m, out_e, relu_m, relu_e
+
+
 def lower(program: Program) -> CModel:
     """Check ``program`` and lower it to a ``CModel`` (see the module docstring).
 
     Raises ``UnsupportedOpError`` naming the op and node for anything outside ``SUPPORTED``, for
-    non-int8 tensors or weights, non-zero weight zero points, broadcast adds and int32 outputs.
+    non-int8 tensors or weights, non-zero weight zero points, broadcast adds, int32 outputs, pads
+    other than constant (or of the batch axis) and tensors above 4-D in pad / mul.
     """
     return _Lowering(program).lower()

@@ -168,6 +168,23 @@ void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int
     }
 }
 
+void ef_mul(const int8_t *a, const int8_t *b, int8_t *y, const int32_t *t, const ef_quant *q, int32_t b_zp,
+            const int32_t *rq) {
+    int32_t i0, i1, i2, i3;
+    for (i0 = 0; i0 < t[0]; ++i0) {
+        for (i1 = 0; i1 < t[1]; ++i1) {
+            for (i2 = 0; i2 < t[2]; ++i2) {
+                const int8_t *ar = a + i0 * t[4] + i1 * t[5] + i2 * t[6];
+                const int8_t *br = b + i0 * t[8] + i1 * t[9] + i2 * t[10];
+                for (i3 = 0; i3 < t[3]; ++i3) { /* |product| <= 255 * 255: int32 */
+                    const int32_t prod = ((int32_t)ar[i3 * t[7]] - q->in_zp) * ((int32_t)br[i3 * t[11]] - b_zp);
+                    *y++ = ef_requantize(prod, rq[0], rq[1], 0, q);
+                }
+            }
+        }
+    }
+}
+
 void ef_max_pool(const int8_t *x, int8_t *y, const ef_geom *g) {
     int32_t c, oy, ox, ky, kx;
     for (c = 0; c < g->in_c; ++c) {
@@ -265,6 +282,56 @@ void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t) {
                 }
             }
         }
+    }
+}
+
+void ef_pad(const int8_t *x, int8_t *y, const int32_t *p, int32_t value) {
+    int32_t a, b, c;
+    memset(y, value, (size_t)(p[4] * p[5] * p[6] * p[7]));
+    for (a = 0; a < p[0]; ++a) {
+        for (b = 0; b < p[1]; ++b) {
+            for (c = 0; c < p[2]; ++c) {
+                memcpy(y + (((a + p[8]) * p[5] + b + p[9]) * p[6] + c + p[10]) * p[7] + p[11], x, (size_t)p[3]);
+                x += p[3];
+            }
+        }
+    }
+}
+
+void ef_lut(const int8_t *x, int8_t *y, int32_t size, const int8_t *table) {
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        y[i] = table[(int32_t)x[i] + 128];
+    }
+}
+
+/* ------------------------------------------------------------------ hard-swish: gemmlowp int16 fixed point */
+/* SaturatingRoundingDoublingHighMul of int16 values: ef_srdhm with a in the high half (the same
+ * rounding), saturated to int16 (INT16_MIN * INT16_MIN). */
+static int32_t ef_srdhm16(int32_t a, int32_t b) {
+    return ef_clip(ef_srdhm(a * 65536, b), INT16_MIN, INT16_MAX);
+}
+
+/* SaturatingDoublingHighMul (no rounding: truncates toward zero) of int16 values. */
+static int32_t ef_sdhm16(int32_t a, int32_t b) {
+    return ef_clip((a * b) / 32768, INT16_MIN, INT16_MAX);
+}
+
+/* SaturatingLeftShift of an int16 value (exponent >= 0; from 16 on every non-zero value saturates). */
+static int32_t ef_shl_sat16(int32_t x, int32_t exponent) {
+    return ef_clip((int64_t)x * ((int64_t)1 << (exponent > 16 ? 16 : exponent)), INT16_MIN, INT16_MAX);
+}
+
+void ef_hard_swish(const int8_t *x, int8_t *y, int32_t size, const int32_t *hs) {
+    int32_t i;
+    for (i = 0; i < size; ++i) {
+        const int32_t hires = ((int32_t)x[i] - hs[0]) * 128; /* |.| <= 255 * 128: an int16 */
+        const int32_t pre = ef_srdhm16(hires, hs[2]);         /* scaled to the output */
+        int32_t relu = hs[5] > 0 ? ef_shl_sat16(hires, hs[5] - 1) : hires;
+        relu = ef_srdhm16(relu, hs[4]); /* relu-ish value in [-1, 1] (Q15) */
+        relu = hs[5] > 0 ? ef_shl_sat16(relu, 1) : ef_rdbpot(relu, -hs[5]);
+        relu = (relu + 32768) >> 1; /* to [0, 1] */
+        y[i] = (int8_t)ef_clip((int64_t)ef_rdbpot(ef_sdhm16(relu, pre), -hs[3]) + hs[1], -128, 127);
     }
 }
 

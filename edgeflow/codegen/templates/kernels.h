@@ -36,6 +36,10 @@ void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int
 /* rq: {m_a, shift_a, m_b, shift_b, m_out, shift_out}, zp: {zp_a, zp_b, zp_out}. */
 void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
             int32_t act_min, int32_t act_max);
+/* t: {d0..d3, a0..a3, b0..b3}: y (dims d, row-major)[i0][i1][i2][i3] = a[sum i_k a_k] * b[sum i_k b_k]
+ * (stride 0: a broadcast dimension), requantized: q = {zp_a, zp_y, act_min, act_max}, rq = {multiplier, shift}. */
+void ef_mul(const int8_t *a, const int8_t *b, int8_t *y, const int32_t *t, const ef_quant *q, int32_t b_zp,
+            const int32_t *rq);
 void ef_max_pool(const int8_t *x, int8_t *y, const ef_geom *g);
 /* rq: {multiplier, shift} applied after the rounded mean (NULL: same input and output scale). */
 void ef_avg_pool(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, int32_t count_include_pad,
@@ -51,6 +55,13 @@ void ef_int_softmax(const int8_t *x, int8_t *y, int32_t outer, int32_t n, int32_
                     int32_t left_shift, int32_t diff_min);
 /* t: {d0, d1, d2, d3, s0, s1, s2, s3}: y (dims d, row-major) [i0][i1][i2][i3] = x[sum i_k * s_k]. */
 void ef_transpose(const int8_t *x, int8_t *y, const int32_t *t);
+/* p: {x dims d0..d3, y dims d0..d3, leading pads b0..b3}: y filled with `value`, x copied in at b. */
+void ef_pad(const int8_t *x, int8_t *y, const int32_t *p, int32_t value);
+/* y = table[x + 128]: a 256-entry int8 table activation (logistic, tanh). */
+void ef_lut(const int8_t *x, int8_t *y, int32_t size, const int8_t *table);
+/* TFLite's int8 HARD_SWISH (reference_ops::HardSwish, 16-bit fixed point). hs: {zp_x, zp_y, output Q15
+ * multiplier, output exponent (<= 0), relu-ish Q15 multiplier, relu-ish exponent}. */
+void ef_hard_swish(const int8_t *x, int8_t *y, int32_t size, const int32_t *hs);
 /* Copies `inner` elements of x per `outer` block into y at a stride of `out_inner`; rq (NULL: copy)
  * rescales them. */
 void ef_concat_part(const int8_t *x, int8_t *y, int32_t outer, int32_t inner, int32_t out_inner,
