@@ -23,7 +23,7 @@ torch = pytest.importorskip("torch")
 
 def _pad_model(tmp_path):
     nodes = [helper.make_node("QuantizeLinear", ["x", "s", "z"], ["q"], name="quant"),
-             helper.make_node("Pad", ["q", "pads", "z"], ["t"], mode="constant", name="border"),
+             helper.make_node("Pad", ["q", "pads", "z"], ["t"], mode="reflect", name="border"),
              helper.make_node("DequantizeLinear", ["t", "s", "z"], ["y"], name="dequant")]
     return save(nodes, [vi("x", TensorProto.FLOAT, [1, 2, 4, 4])], [vi("y", TensorProto.FLOAT, None)],
                 {"s": f32(0.05), "z": i8(3), "pads": np.array([0, 0, 1, 1, 0, 0, 1, 1], dtype=np.int64)},
