@@ -1,5 +1,6 @@
 """Generated C for pad, mul, table activations (lut: LOGISTIC / TANH, ONNX Sigmoid) and hard-swish:
-bit-exact with the runtime in tflm rounding on the host and (one model holding all four) under QEMU.
+bit-exact with the runtime in tflm rounding on the host and (one model holding all four) under QEMU;
+the all-ops model also equals LiteRT's reference kernels.
 
 Models are tiny ``.tflite`` files (``tests.runtime_helpers.tflite_file``) and one QDQ ONNX file:
 pad in NCHW (behind a pool) and in NHWC (straight on the input), mul with a broadcast constant and
@@ -22,7 +23,7 @@ from edgeflow.codegen import build, generate
 from edgeflow.codegen.emit import TEMPLATES
 from edgeflow.codegen.lower import hard_swish_params
 from edgeflow.runtime import ops
-from edgeflow.runtime.errors import UnsupportedOpError
+from edgeflow.runtime.errors import RuntimeModelError, UnsupportedOpError
 from edgeflow.runtime.frontends import nodes as N
 from tests.codegen_helpers import ARM_SKIP, HAVE_ARM, runtime_io
 from tests.runtime_helpers import f32, i8, save, tfl_tensor, tflite_file, vi
@@ -112,11 +113,16 @@ def folder(tmp_path_factory) -> Path:
 def test_all_ops_tflite_host_bit_exact(folder):
     program = rt.load(_all_ops(folder / "all.tflite"), rounding="tflm")
     assert {"pad", "lut", "mul", "hard_swish"} <= {node.kind for node in program.ir.nodes}
-    model, out, ref = _host(program, folder / "all", _int8_inputs(program, 32, seed=0))
+    x = _int8_inputs(program, 32, seed=0)
+    model, out, ref = _host(program, folder / "all", x)
     assert np.array_equal(out, ref) and len(np.unique(ref)) > 20
     # constants: the two muls' multiplier/shift pairs (16 B) + the 3-byte constant, two 256-byte tables
     assert program.flash_bytes == 19 and model.uncounted_bytes == 256 * _lut_nodes(program) == 512
     assert model.weights_bytes == program.flash_bytes + model.uncounted_bytes
+    pytest.importorskip("ai_edge_litert")
+    from tests.runtime_helpers import litert_run
+
+    assert np.array_equal(out, litert_run(folder / "all.tflite", x).reshape(len(x), -1))  # LiteRT's reference kernels
 
 
 def test_nhwc_pad_and_hard_swish_on_every_int8_value(folder):
@@ -153,27 +159,31 @@ def test_mul_on_all_int8_pairs(folder, case):
 
 def test_hard_swish_kernel_over_drawn_quantizations(tmp_path):
     """ef_hard_swish alone (kernels.c as a shared library) on all 256 inputs for 300 drawn input and
-    output quantizations (relu-ish exponents from negative to positive) against the runtime's op."""
+    output quantizations (scales 1e-3..1e3: relu-ish exponents from negative to past 16) against the
+    runtime's op."""
     lib = tmp_path / "libkernels.so"
     subprocess.run(["cc", "-std=c99", "-Wall", "-Wextra", "-Werror", "-O2", "-shared", "-fPIC", "-o", str(lib),
                     str(TEMPLATES / "kernels.c")], check=True, capture_output=True)
     kernel = ctypes.CDLL(str(lib)).ef_hard_swish
     rng = np.random.default_rng(5)
-    exponents = set()
+    exponents, checked = set(), 0
     for _ in range(300):
-        sx, sy = (float(np.exp(rng.uniform(np.log(1e-3), np.log(1.0)))) for _ in range(2))
+        sx, sy = (float(np.exp(rng.uniform(np.log(1e-3), np.log(1e3)))) for _ in range(2))
         node = N.hard_swish("hs", "x", "y", sx, int(rng.integers(-128, 128)), sy, int(rng.integers(-128, 128)),
                             np.int8)
-        if sx / (128 * sy) >= 0.5:  # output exponent > 0: refused by the runtime and the generator
+        try:
+            op = ops.build(node)
+        except RuntimeModelError:  # s_x / (128 s_y) >= 1 (output exponent > 0): refused by the runtime
             continue
-        ref = ops.build(node).run([ALL_INT8], "tflm")[0]
+        ref = op.run([ALL_INT8], "tflm")[0]
         hs = np.asarray(hard_swish_params(node), dtype=np.int32)
         exponents.add(int(hs[5]))
+        checked += 1
         out = np.zeros(256, dtype=np.int8)
         kernel(ALL_INT8.ctypes.data_as(ctypes.c_void_p), out.ctypes.data_as(ctypes.c_void_p), 256,
                hs.ctypes.data_as(ctypes.c_void_p))
         assert np.array_equal(out, ref), (sx, sy, hs)
-    assert min(exponents) < 0 < max(exponents)
+    assert checked > 200 and min(exponents) < 0 < max(exponents) and max(exponents) > 16  # shifts past 15
 
 
 def test_reflect_pad_is_one_line_and_writes_nothing(folder):

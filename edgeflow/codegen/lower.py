@@ -298,10 +298,11 @@ class _Lowering:
         self.calls.append(f"    ef_add({self.buf(a)}, {self.buf(b)}, {self.buf(y)}, {self.size(y)}, {rq}, {zp}, "
                           f"{lo}, {hi});")
 
-    def dims4(self, node: Node, shape: tuple[int, ...], what: str) -> list[int]:
+    def dims4(self, node: Node, shape: tuple[int, ...]) -> list[int]:
         """``shape`` left-padded with ones to 4-D (the kernels' loop nest); rank > 4 is refused."""
         if len(shape) > 4:
-            raise UnsupportedOpError(node.kind, node.name, f"rank-{len(shape)} {what} (the generator supports up to 4-D)")
+            raise UnsupportedOpError(node.kind, node.name,
+                                     f"rank-{len(shape)} tensor; the generator supports up to 4-D")
         return [1] * (4 - len(shape)) + [int(d) for d in shape]
 
     def op_mul(self, node: Node, i: int) -> None:
@@ -309,17 +310,18 @@ class _Lowering:
         clamped; operands broadcast numpy-style (a stride of 0 along their size-1 dimensions)."""
         at = node.attrs
         y = node.outputs[0]
-        out = self.dims4(node, tuple(self.shapes[y]), "broadcast")
+        out = self.dims4(node, tuple(self.shapes[y]))
         if "const_b" in node.params:
             c = np.asarray(node.params["const_b"])
             if c.dtype != INT8:
-                raise UnsupportedOpError(node.kind, node.name, f"{c.dtype} constant operand; the generator supports int8")
+                raise UnsupportedOpError(node.kind, node.name,
+                                         f"{c.dtype} constant operand; the generator supports int8")
             b_buf, b_shape = self.array(f"ef_c{i}", "int8_t", c), tuple(c.shape)
         else:
             b_buf, b_shape = self.buf(node.inputs[1]), tuple(self.shapes[node.inputs[1]])
         steps = []
         for shape in (tuple(self.shapes[node.inputs[0]]), b_shape):
-            d = [1] * (4 - len(shape)) + [int(v) for v in shape]  # rank <= rank of y: broadcast rule
+            d = self.dims4(node, shape)  # rank <= rank of y (the broadcast rule)
             steps += [0 if d[k] == 1 else int(np.prod(d[k + 1:])) for k in range(4)]
         self.descriptors.append(f"static const int32_t t{i}[12] = {{{', '.join(str(v) for v in out + steps)}}};")
         sa, sb, sy = (np.float32(at[k]) for k in ("a_scale", "b_scale", "out_scale"))
@@ -410,10 +412,11 @@ class _Lowering:
         for k, a in enumerate(axes):
             before[a] = int(at["pads"][k])
             if at["pads"][k] < 0 or at["pads"][k + len(axes)] < 0:
-                raise UnsupportedOpError(node.kind, node.name, "negative pads (a crop); the generator supports pads >= 0")
+                raise UnsupportedOpError(node.kind, node.name,
+                                         "negative pads (a crop); the generator supports pads >= 0")
         if self.shapes[x][0] != self.shapes[y][0]:
             raise UnsupportedOpError(node.kind, node.name, "pads of the batch axis; the generator pads the other axes")
-        dims = self.dims4(node, tuple(self.shapes[x]), "tensor") + self.dims4(node, tuple(self.shapes[y]), "tensor")
+        dims = self.dims4(node, tuple(self.shapes[x])) + self.dims4(node, tuple(self.shapes[y]))
         dims += [0] * (4 - rank) + before
         self.descriptors.append(f"static const int32_t t{i}[12] = {{{', '.join(str(v) for v in dims)}}};")
         self.calls.append(f"    ef_pad({self.buf(x)}, {self.buf(y)}, t{i}, {int(at['value'])});")

@@ -306,10 +306,14 @@ void ef_lut(const int8_t *x, int8_t *y, int32_t size, const int8_t *table) {
 }
 
 /* ------------------------------------------------------------------ hard-swish: gemmlowp int16 fixed point */
-/* SaturatingRoundingDoublingHighMul of int16 values: ef_srdhm with a in the high half (the same
- * rounding), saturated to int16 (INT16_MIN * INT16_MIN). */
+/* SaturatingRoundingDoublingHighMul of int16 values: round(a * b / 2**15), half away from zero; 32-bit
+ * arithmetic (|a * b| <= 2**30). */
 static int32_t ef_srdhm16(int32_t a, int32_t b) {
-    return ef_clip(ef_srdhm(a * 65536, b), INT16_MIN, INT16_MAX);
+    const int32_t ab = a * b;
+    if (a == INT16_MIN && b == INT16_MIN) {
+        return INT16_MAX;
+    }
+    return (ab + (ab >= 0 ? (1 << 14) : 1 - (1 << 14))) / (1 << 15);
 }
 
 /* SaturatingDoublingHighMul (no rounding: truncates toward zero) of int16 values. */
@@ -317,21 +321,23 @@ static int32_t ef_sdhm16(int32_t a, int32_t b) {
     return ef_clip((a * b) / 32768, INT16_MIN, INT16_MAX);
 }
 
-/* SaturatingLeftShift of an int16 value (exponent >= 0; from 16 on every non-zero value saturates). */
+/* SaturatingLeftShift of an int16 value (exponent >= 0; from 15 on every non-zero value saturates, so
+ * the shift stops there: |x * 2**15| <= 2**30). */
 static int32_t ef_shl_sat16(int32_t x, int32_t exponent) {
-    return ef_clip((int64_t)x * ((int64_t)1 << (exponent > 16 ? 16 : exponent)), INT16_MIN, INT16_MAX);
+    return ef_clip(x * ((int32_t)1 << (exponent > 15 ? 15 : exponent)), INT16_MIN, INT16_MAX);
 }
 
 void ef_hard_swish(const int8_t *x, int8_t *y, int32_t size, const int32_t *hs) {
+    const int32_t zp_x = hs[0], zp_y = hs[1], out_m = hs[2], out_e = hs[3], relu_m = hs[4], relu_e = hs[5];
     int32_t i;
     for (i = 0; i < size; ++i) {
-        const int32_t hires = ((int32_t)x[i] - hs[0]) * 128; /* |.| <= 255 * 128: an int16 */
-        const int32_t pre = ef_srdhm16(hires, hs[2]);         /* scaled to the output */
-        int32_t relu = hs[5] > 0 ? ef_shl_sat16(hires, hs[5] - 1) : hires;
-        relu = ef_srdhm16(relu, hs[4]); /* relu-ish value in [-1, 1] (Q15) */
-        relu = hs[5] > 0 ? ef_shl_sat16(relu, 1) : ef_rdbpot(relu, -hs[5]);
+        const int32_t hires = ((int32_t)x[i] - zp_x) * 128; /* |.| <= 255 * 128: an int16 */
+        const int32_t pre = ef_srdhm16(hires, out_m);       /* scaled to the output */
+        int32_t relu = relu_e > 0 ? ef_shl_sat16(hires, relu_e - 1) : hires;
+        relu = ef_srdhm16(relu, relu_m); /* relu-ish value in [-1, 1] (Q15) */
+        relu = relu_e > 0 ? ef_shl_sat16(relu, 1) : ef_rdbpot(relu, -relu_e);
         relu = (relu + 32768) >> 1; /* to [0, 1] */
-        y[i] = (int8_t)ef_clip((int64_t)ef_rdbpot(ef_sdhm16(relu, pre), -hs[3]) + hs[1], -128, 127);
+        y[i] = (int8_t)ef_clip((int64_t)ef_rdbpot(ef_sdhm16(relu, pre), -out_e) + zp_y, -128, 127);
     }
 }
 
