@@ -9,6 +9,7 @@ to 2**53). numpy's own int32 matmul is ~100× slower (no BLAS).
 
 from __future__ import annotations
 
+import math
 import threading
 
 import numpy as np
@@ -84,8 +85,11 @@ _TLS = threading.local()
 
 #: bytes of float32 im2col columns per GEMM call (a few images): about half a core's L2 cache
 CHUNK_BYTES = 1 << 19
-#: bytes of int8 columns, int32 accumulators and float32 requantization per int8 GEMM call (``int8mm``)
+#: bytes of int8 columns, int32 accumulators and float32 requantization per int8 GEMM call (``int8mm``),
+#: when a whole batch's working set exceeds ``INT8_WHOLE_BYTES`` (about a core's L2 cache); smaller
+#: batches go in one call (each call costs tens of microseconds of fixed overhead)
 INT8_CHUNK_BYTES = 1 << 20
+INT8_WHOLE_BYTES = 1 << 22
 
 
 def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
@@ -95,7 +99,7 @@ def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     undefined; a slot is overwritten by the next call that asks for it.
     """
     dtype = np.dtype(dtype)
-    n = int(np.prod(shape)) * dtype.itemsize
+    n = math.prod(shape) * dtype.itemsize
     pool = getattr(_TLS, "pool", None)
     if pool is None:
         pool = _TLS.pool = {}
@@ -144,29 +148,36 @@ def windows_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int
                       (s0, s1 * stride[0], s2 * stride[1], s1 * dilation[0], s2 * dilation[1], s3), writeable=False)
 
 
+def copy_unit(pixel_bytes: int, kw: int, dw: int) -> int:
+    """Bytes per element that ``im2col_nhwc`` copies: the widest of 8, 4, 2, 1 dividing a contiguous
+    run of a window (KW pixels when the dilation along W is 1, else one pixel)."""
+    run = kw * pixel_bytes if dw == 1 else pixel_bytes
+    return next(u for u in (8, 4, 2, 1) if run % u == 0)
+
+
 def im2col_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
                 out_hw: tuple[int, int], out: np.ndarray) -> np.ndarray:
     """Padded (N, Hp, Wp, C) → ``out`` (N*OH*OW, KH*KW*C), rows (n, oh, ow), columns (kh, kw, c), same dtype.
 
-    A plain copy of the windows, moved in the widest unsigned unit (8, 4, 2 bytes) dividing a pixel's
-    C channels, with a window row's KW·C values merged into one contiguous run when the dilation
-    along W is 1: numpy's strided copy costs per element, and C is often 8-64 bytes.
+    A plain copy of the windows, moved in the widest unsigned unit (8, 4, 2 bytes) dividing a
+    contiguous run: a window row's KW·C values when the dilation along W is 1, else a pixel's C
+    values (numpy's strided copy costs per element, and C is often 1-64 bytes). Units need not be
+    aligned: the source view is built on ``xp``'s buffer with byte strides.
     """
     xp = np.ascontiguousarray(xp)
     n, hp, wp, c = xp.shape
     pixel = c * xp.itemsize
-    u = next(u for u in (8, 4, 2, 1) if pixel % u == 0)
-    src = xp.reshape(-1).view(f"u{u}")
-    cu = pixel // u
     sh, sw = stride
     dh, dw = dilation
     (oh, ow), (kh, kw) = out_hw, kernel
-    row, col, img = wp * cu, cu, hp * wp * cu  # strides in units
+    row, img = wp * pixel, hp * wp * pixel  # byte strides
+    u = copy_unit(pixel, kw, dw)
+    run = kw * pixel if dw == 1 else pixel
     if dw == 1:
-        shape, strides = (n, oh, ow, kh, kw * cu), (img, row * sh, col * sw, row * dh, 1)
+        shape, strides = (n, oh, ow, kh, run // u), (img, row * sh, pixel * sw, row * dh, u)
     else:
-        shape, strides = (n, oh, ow, kh, kw, cu), (img, row * sh, col * sw, row * dh, col * dw, 1)
-    win = as_strided(src, shape, tuple(st * u for st in strides), writeable=False)
+        shape, strides = (n, oh, ow, kh, kw, run // u), (img, row * sh, pixel * sw, row * dh, pixel * dw, u)
+    win = np.ndarray(shape, dtype=f"u{u}", buffer=xp, strides=strides)
     np.copyto(split_view(out.view(f"u{u}"), shape), win)
     return out
 

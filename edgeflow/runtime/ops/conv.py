@@ -44,6 +44,7 @@ class Conv(Op):
         self.pads_attr = tuple(at["pads"]) if at["pads"] else None
         self.auto_pad = at["auto_pad"]
         self.group = int(at["group"])
+        self._geo: dict[tuple[int, ...], tuple] = {}
         self.zp_x = int(at["in_zero_point"])
         self.x_dtype = np.dtype(at["in_dtype"])
         self.rq = requant_of(node)
@@ -66,8 +67,10 @@ class Conv(Op):
         # + |offset|): one float32 GEMM (any K, any summation order) is exact; the weight matrix's last
         # row holds the offset, matched by a column of ones in the im2col matrix
         # (few input channels and a large kernel, e.g. a first layer: torch's kernel is 3-5x faster than
-        # the window copy, whose inner loop is only C long)
-        few_channels = self.cg < 4 and self.cg * kk >= 27
+        # a window copy in 1- or 2-byte units; dscnn's 1-channel 10x4 kernel copies 4-byte runs and is
+        # faster on the int8 GEMM)
+        few_channels = self.cg < 4 and self.cg * kk >= 27 and \
+            intgemm.copy_unit(self.cg * self.x_dtype.itemsize, self.kernel[-1], self.dilations[-1]) < 4
         self.fast_gemm = self.group == 1 and not few_channels and \
             torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
         if self.fast_gemm:
@@ -104,16 +107,21 @@ class Conv(Op):
 
     # ------------------------------------------------------------------ geometry
     def _geometry(self, x_shape: tuple[int, ...]):
+        """(kernel, strides, dilations, pads (top, left, bottom, right), (OH, OW)) as 2-D, for the
+        spatial size of ``x_shape`` (computed once per size)."""
         sp = tuple(x_shape[2:])
-        pads = resolve_pads(self.auto_pad, sp, self.kernel, self.strides, self.dilations, self.pads_attr)
-        if self.nd == 1:
-            k2, s2, d2 = (1,) + self.kernel, (1,) + self.strides, (1,) + self.dilations
-            p2 = (0, pads[0], 0, pads[1])
-            sp2 = (1,) + sp
-        else:
-            k2, s2, d2, p2, sp2 = self.kernel, self.strides, self.dilations, pads, sp
-        out = tuple(conv_output_size(sp2[i], k2[i], s2[i], d2[i], p2[i], p2[i + 2]) for i in range(2))
-        return k2, s2, d2, p2, out
+        geo = self._geo.get(sp)
+        if geo is None:
+            pads = resolve_pads(self.auto_pad, sp, self.kernel, self.strides, self.dilations, self.pads_attr)
+            if self.nd == 1:
+                k2, s2, d2 = (1,) + self.kernel, (1,) + self.strides, (1,) + self.dilations
+                p2 = (0, pads[0], 0, pads[1])
+                sp2 = (1,) + sp
+            else:
+                k2, s2, d2, p2, sp2 = self.kernel, self.strides, self.dilations, pads, sp
+            out = tuple(conv_output_size(sp2[i], k2[i], s2[i], d2[i], p2[i], p2[i + 2]) for i in range(2))
+            geo = self._geo[sp] = (k2, s2, d2, p2, out)
+        return geo
 
     def output_shape(self, x_shape: tuple[int, ...]) -> tuple[int, ...]:
         *_, out = self._geometry(x_shape)
@@ -238,7 +246,8 @@ class Conv(Op):
         if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
         per_image = oh * ow * (kdim + 8 * self.m)  # int8 columns, int32 accumulators and float32 requantization
-        nb = n if direct and self.rq is None else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
+        whole = (direct and self.rq is None) or n * per_image <= intgemm.INT8_WHOLE_BYTES
+        nb = n if whole else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
         q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
         for n0 in range(0, n, nb):

@@ -23,6 +23,7 @@ Q31 multiplier of ``s_x / s_y`` instead: ``k = min(floor(log2 n), 32, 31 + shift
 from __future__ import annotations
 
 import itertools
+import sys
 
 import numpy as np
 
@@ -144,7 +145,16 @@ class GlobalAveragePool(Op):
     def run(self, values, mode):
         x = values[0]
         n = int(np.prod(x.shape[2:]))
-        acc = x.sum(axis=tuple(range(2, x.ndim)), dtype=np.int64) - self.zpx * n  # any layout, no copy
+        xh = np.moveaxis(x, 1, -1)  # (N, *spatial, C): contiguous when x came from a channel-last kernel
+        if xh.flags.c_contiguous and n < 2**16 and "torch" in sys.modules:
+            # torch's float32 row sum (vectorised along C) is exact: |sum| < n·2**8 ≤ 2**24
+            rows = sys.modules["torch"].from_numpy(xh.reshape(x.shape[0], n, x.shape[1]))
+            acc = rows.sum(dim=1, dtype=sys.modules["torch"].float32).numpy().astype(np.int64)
+        elif xh.flags.c_contiguous and n < 2**23:  # int32 holds n·2**8
+            acc = xh.reshape(x.shape[0], n, x.shape[1]).sum(axis=1, dtype=np.int32).astype(np.int64)
+        else:
+            acc = x.sum(axis=tuple(range(2, x.ndim)), dtype=np.int64)  # any layout, no copy
+        acc -= self.zpx * n
         if mode == "onnx":
             m = np.float32(self.sx / np.float32(self.sy * np.float32(n)))
             q = quant.requantize_onnx(acc, m, self.zpy, self.out_dtype)
