@@ -13,8 +13,10 @@ same formulas as the runtime's kernels in ``tflm`` mode, so the C output is bit-
 ``Program.run(x, rounding="tflm")`` — double rounding, or LiteRT's single rounding where a node
 says ``single_rounding``; TFLite's MEAN multiplier where a global average pool says ``tflite_mean``;
 TFLite's fixed-point int8 softmax; TFLite's 16-bit fixed-point hard-swish. Table activations (``lut``:
-logistic, tanh) store the 256 outputs the runtime's own op gives for the 256 int8 inputs. Tensors are stored row-major in the IR's layout (NCHW, batch 1)
-at the offsets of ``Program.plan_memory()``; views (reshape) share their input's buffer.
+logistic, tanh) store the 256 outputs the runtime's own op gives for the 256 int8 inputs. Tensors are
+stored row-major in the IR's layout (NCHW; NHWC where a ``.tflite`` import keeps it, as for pad and the
+elementwise ops; batch 1) at the offsets of ``Program.plan_memory()``; views (reshape) share their
+input's buffer.
 
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
