@@ -151,12 +151,18 @@ def test_matmul_integer_int32_output_on_int8_gemm(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("acc_dtype", [np.float32, np.int32])
 @pytest.mark.parametrize("out_dtype", [np.int8, np.uint8])
-def test_torch_requantization_matches_numpy(acc_dtype, out_dtype):
+@pytest.mark.parametrize("wrapping_cast", [True, False])
+def test_torch_requantization_matches_numpy(acc_dtype, out_dtype, wrapping_cast, monkeypatch):
     """``Requant.apply_last`` (onnx mode on torch's kernels, in place) gives ``requantize_onnx``'s
-    integers: .5 ties (power-of-two multipliers), saturation, activation clamps, int32 beyond 2**24."""
-    pytest.importorskip("torch")
+    integers: .5 ties (power-of-two multipliers), odd and even zero points, saturation, activation
+    clamps, int32 beyond 2**24 — through the float-bits cast and through the four-pass fallback."""
+    torch = pytest.importorskip("torch")
     from edgeflow.runtime import quant
+    from edgeflow.runtime.ops import base
     from edgeflow.runtime.ops.base import Requant
+
+    assert base._wrapping_cast(torch)  # this torch's int32 -> int8 cast wraps: the fast path is the one in use
+    monkeypatch.setitem(base._CAST, "ok", wrapping_cast)
 
     rng = np.random.default_rng(3)
     for i in range(40):

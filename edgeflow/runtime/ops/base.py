@@ -99,11 +99,18 @@ class Requant:
 
     def _onnx_torch(self, acc: np.ndarray, lo: int, hi: int, out: np.ndarray) -> None:
         """``quant.requantize_onnx`` on torch's single-threaded vector kernels, the same float32
-        operations in the same order: float32(acc) * M[c], clamp to [lo - zp, hi - zp], round half
-        to even (``torch.round``, like ``np.rint``), + zp, then one cast into ``out``. A float32
-        ``acc`` (exact integers, e.g. torchconv's accumulators) is overwritten in place; an int32
-        one is converted to float32 in place, in its own memory (round to nearest even, as numpy
-        and MLAS; a separate float32 buffer costs more than the whole requantization saves)."""
+        operations: float32(acc) * M[c], round half to even, clamp to [lo - zp, hi - zp], + zp, one
+        cast into ``out``. A float32 ``acc`` (exact integers, e.g. torchconv's accumulators) is
+        overwritten in place; an int32 one is converted to float32 in place, in its own memory (round
+        to nearest even, as numpy and MLAS; a separate float32 buffer costs more than the whole
+        requantization saves).
+
+        For 1-byte outputs, rounding, clamping and the zero point take two passes instead of four:
+        ``y + c`` with ``c = 1.5·2**23 + zp`` (zp made even, so ties still round to even) is
+        ``round(y) + c`` exactly in the binade [2**23, 2**24) where the float32 step is 1; clamping
+        there to [c + lo - zp, c + hi - zp] saturates every y (those beyond the binade too); the low
+        byte of that float's bits is then round(y) + zp (mod 256), which a wrapping int32 → int8 cast
+        writes into ``out`` (+1 for an odd zp). ``_wrapping_cast`` checks that torch's cast wraps."""
         torch = sys.modules["torch"]
         mult = self._tiles.get("torch")
         if mult is None:
@@ -115,13 +122,37 @@ class Requant:
             if t.dtype != torch.float32:  # int32 -> float32 in place (same elements, same memory)
                 t = t.view(torch.float32).copy_(t)
             t.mul_(mult if self.channels > 1 else float(self.onnx_mult[0]))
+            o = torch.from_numpy(out)
+            if out.itemsize == 1 and _wrapping_cast(torch):
+                c = _MAGIC + (self.zp - (self.zp & 1))
+                t.add_(c)
+                t.clamp_(c + (lo - self.zp), c + (hi - self.zp))
+                o.copy_(t.view(torch.int32))
+                if self.zp & 1:
+                    o.add_(1)
+                return
             t.clamp_(float(lo - self.zp), float(hi - self.zp))
             t.round_()
             if self.zp:
                 t.add_(float(self.zp))
-            torch.from_numpy(out).copy_(t)
+            o.copy_(t)
         finally:
             torch.set_num_threads(threads)
+
+
+_MAGIC = 12582912.0  # 1.5 * 2**23
+_CAST: dict[str, bool] = {}
+
+
+def _wrapping_cast(torch) -> bool:
+    """Whether torch's int32 → int8 / uint8 casts keep the low byte (checked once per process, on
+    vector-sized tensors)."""
+    if "ok" not in _CAST:
+        bits = torch.tensor([0x4B400000 + v for v in (200, -3, 127, -128, 255, 0)] * 16, dtype=torch.int32)
+        want8 = torch.tensor([-56, -3, 127, -128, -1, 0] * 16, dtype=torch.int8)
+        wantu8 = torch.tensor([200, 253, 127, 128, 255, 0] * 16, dtype=torch.uint8)
+        _CAST["ok"] = bool(torch.equal(bits.to(torch.int8), want8) and torch.equal(bits.to(torch.uint8), wantu8))
+    return _CAST["ok"]
 
 
 def requant_of(node: Node) -> Requant | None:
