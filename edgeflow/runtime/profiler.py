@@ -343,16 +343,17 @@ def evaluate(program, dataset: Any, reference: Any = "onnxruntime", max_samples:
 
 
 def fakequant_agreement(program, model: Any, dataset: Any, max_samples: int | None = None,
-                        batch_size: int = 256) -> dict[str, float]:
+                        batch_size: int = 256, program_acc: bool = False) -> dict[str, float]:
     """Simulation against deployment on ``dataset``: ``fakequant_top1_agreement``, the share (percent)
     of samples where ``model``'s own forward (a torch module, e.g. fake-quantized after PTQ/QAT) and
     the integer ``program`` pick the same class, and ``fakequant_test_acc``, the model's accuracy
-    (the program's is ``evaluate``'s ``test_acc``)."""
+    (the program's is ``evaluate``'s ``test_acc``; with ``program_acc`` it is also measured here, on
+    the same samples, as ``runtime_test_acc``)."""
     import torch
 
     model = model.eval()
     device = next(iter(model.parameters()), torch.zeros(())).device
-    same = seen = correct = labelled = 0
+    same = seen = correct = labelled = right = 0
     for x, y in _batches(dataset, max_samples, batch_size):
         ours = program.run(model_input(program, x, program.rounding))[0].reshape(len(x), -1).argmax(-1)
         with torch.no_grad():
@@ -362,10 +363,13 @@ def fakequant_agreement(program, model: Any, dataset: Any, max_samples: int | No
         seen += len(x)
         if y is not None and y.ndim == 1:
             correct += int((sim == y).sum())
+            right += int((ours == y).sum())
             labelled += len(x)
     out = {"fakequant_top1_agreement": 100.0 * same / max(1, seen)}
     if labelled:
         out["fakequant_test_acc"] = percent_correct(correct, labelled)
+        if program_acc:
+            out["runtime_test_acc"] = percent_correct(right, labelled)
     return out
 
 

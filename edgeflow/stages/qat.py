@@ -3,7 +3,8 @@
 Insert quantizers (BatchNorm folded first, or simulated with ``bn: simulate``), calibrate them on
 ``calib_batches`` training batches, fine-tune with ``edgeflow.training.fit``; optionally freeze the
 observers / learned ranges (``freeze_observers_epoch``) and BN statistics (``freeze_bn_epoch``).
-Metrics as ``ptq``: ``test_acc``, ``acc_drop``, ``weight_bits``, ``weight_bytes``, ... plus what ``fit`` reports (``best_val_acc``, ``epochs``).
+Metrics as ``ptq``: ``test_acc``, ``acc_drop``, ``weight_bits``, ``weight_bytes``, ..., ``runtime_top1_agreement``,
+``runtime_test_acc`` (``edgeflow.stages._agreement``), plus what ``fit`` reports (``best_val_acc``, ``epochs``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from edgeflow.core.errors import MAX_EPOCHS, require, require_choice
 from edgeflow.methods.quantization.spec import QuantConfig
+from edgeflow.stages._agreement import AgreementConfig
 from edgeflow.stages._common import float_reference, write_json
 from edgeflow.training.schema import TrainingStageConfig
 
@@ -21,9 +23,9 @@ if TYPE_CHECKING:
 
 
 @dataclass
-class Config(TrainingStageConfig, QuantConfig):
+class Config(AgreementConfig, TrainingStageConfig, QuantConfig):
     """The ``QuantConfig`` fields (README "Quantization"), calibration, freezing schedules, the BatchNorm
-    mode and the fine-tuning settings (``TrainingStageConfig``)."""
+    mode, the fine-tuning settings (``TrainingStageConfig``) and the runtime check (``AgreementConfig``)."""
 
     max_epochs: int = 5
     lr: float = 0.001
@@ -36,6 +38,7 @@ class Config(TrainingStageConfig, QuantConfig):
     def __post_init__(self) -> None:
         super().__post_init__()
         self.check()
+        self.check_agreement()
         require(self.calib_batches >= 1, "calib_batches", "an integer >= 1", self.calib_batches)
         require(self.freeze_observers_epoch >= -1, "freeze_observers_epoch", "-1 (never) or an epoch >= 0",
                 self.freeze_observers_epoch)
@@ -55,7 +58,8 @@ def check(cfg: Config, state: State) -> None:
 
 
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
-    """Quantize, calibrate, fine-tune with fake quantization, fold, freeze, evaluate."""
+    """Quantize, calibrate, fine-tune with fake quantization, fold, freeze, evaluate, compare with the
+    integer runtime."""
     from edgeflow.methods.quantization import (
         calibrate,
         fold_simulated_bn,
@@ -64,6 +68,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         quantize_model,
     )
     from edgeflow.methods.quantization.callbacks import QATCallback
+    from edgeflow.stages._agreement import runtime_agreement
     from edgeflow.state import StageResult
     from edgeflow.training import evaluate, fit
 
@@ -77,4 +82,5 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     metrics, table = quant_report(model, evaluate(model, ctx, "test"), state.reference_metrics.get("test_acc"))
     artifacts = {"quant_layers": write_json(ctx.out_dir / "quant_layers.json", table)}
     metrics.update({k: float(v) for k, v in summary.items()})  # best_val_acc, epochs (from fit)
-    return StageResult(state=state.with_model(model), metrics=metrics, artifacts=artifacts)
+    state, agreement = runtime_agreement(cfg, state.with_model(model), ctx)
+    return StageResult(state=state, metrics={**metrics, **agreement}, artifacts=artifacts)

@@ -11,6 +11,7 @@ computes what the exported int8 graph computes:
   ReLU keep their input's grid and need none.
 
 Per-layer settings: ``resolve_specs`` of the ``QuantConfig`` (``edgeflow.methods.quantization.spec``).
+``rounding: tflm`` makes the forward compute TFLite Micro's integers (``edgeflow.methods.quantization.tflm``).
 """
 
 from __future__ import annotations
@@ -113,6 +114,10 @@ def quantize_model(model: nn.Module, input_shape: Iterable[int], config: QuantCo
                                            config.percentile).to(device))
     gm.graph.lint()
     gm.recompile()
+    if config.rounding == "tflm":
+        from edgeflow.methods.quantization import tflm
+
+        tflm.link(gm)
     blueprint.record(gm, {"op": "quantize", "input_shape": [int(d) for d in input_shape],
                           "config": config.spec_dict(), "bn": bn}, source=model)
     return gm

@@ -52,7 +52,8 @@ class QuantLayerMixin:
     def forward(self, x: Tensor) -> Tensor:  # noqa: D102
         bn = getattr(self, "bn", None)
         if bn is None:
-            y = self._float_op(x, self.quantized_weight(), self.bias)
+            w = self.quantized_weight()
+            y = self._float_op(x, w, self.bias)
         else:
             factor = self._bn_factor()
             shape = (1, -1) + (1,) * (x.ndim - 2)
@@ -65,7 +66,12 @@ class QuantLayerMixin:
                              training=bn.training and not frozen, momentum=bn.momentum or 0.1, eps=bn.eps)
         if self.fused_relu:
             y = F.relu(y)
-        return self.act_quantizer(y)
+        out = self.act_quantizer(y)
+        if bn is None and getattr(self, "tflm_rounding", False):  # QuantConfig.rounding = "tflm" (``tflm.link``)
+            from edgeflow.methods.quantization import tflm
+
+            out = tflm.requantize_layer(self, x, w, out)
+        return out
 
     # -- simulated BN folding (QAT) --------------------------------------------------------------
     def freeze_bn(self) -> None:

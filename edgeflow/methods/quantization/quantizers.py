@@ -482,8 +482,8 @@ class ActQuantizer(nn.Module):
                 s, z = affine_qparams(lo.detach(), hi.detach(), self.qmin, self.qmax)
                 self.scale.copy_(s)
                 self.zero_point.copy_(z)
-            return xc + (fake_quant(xc.detach(), s, z, self.qmin, self.qmax) - xc).detach()
-        if self.method == "lsq":
+            y = xc + (fake_quant(xc.detach(), s, z, self.qmin, self.qmax) - xc).detach()
+        elif self.method == "lsq":
             s = grad_scale(self.step.abs().clamp_min(_EPS), 1.0 / math.sqrt(max(1, x[0].numel()) * self.qmax))
             if self.fused_relu:
                 z = torch.full_like(self.zp_param, float(self.qmin))
@@ -492,8 +492,14 @@ class ActQuantizer(nn.Module):
             with torch.no_grad():
                 self.scale.copy_(s.detach())
                 self.zero_point.copy_(z.detach())
-            return fake_quant(x, s, z, self.qmin, self.qmax)
-        return fake_quant(x, self.scale, self.zero_point, self.qmin, self.qmax)
+            y = fake_quant(x, s, z, self.qmin, self.qmax)
+        else:
+            y = fake_quant(x, self.scale, self.zero_point, self.qmin, self.qmax)
+        if getattr(self, "tflm_rounding", False):  # the graph input or a global pool's output (``tflm.link``)
+            from edgeflow.methods.quantization import tflm
+
+            y = tflm.requantize_pool(self, x, y) if "_tflm_taps" in self.__dict__ else tflm.quantize_input(self, x, y)
+        return y
 
     def extra_repr(self) -> str:
         return f"bits={self.bits}, method={self.method}, fused_relu={self.fused_relu}"

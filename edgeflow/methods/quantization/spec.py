@@ -23,7 +23,7 @@ from typing import Any, Optional
 from edgeflow.core.errors import ConfigError, require, require_choice
 
 __all__ = ["WEIGHT_METHODS", "ACT_METHODS", "LEARNED_METHODS", "WEIGHT_FORMATS", "LAYER_KEYS", "BN_MODES",
-           "LayerSpec", "QuantConfig", "name_matches", "resolve_specs"]
+           "ROUNDINGS", "LayerSpec", "QuantConfig", "name_matches", "resolve_specs"]
 
 WEIGHT_METHODS = ("minmax", "mse", "percentile", "lsq")
 ACT_METHODS = ("minmax", "ema", "percentile", "mse", "pact", "lsq")
@@ -31,6 +31,7 @@ LEARNED_METHODS = ("pact", "lsq")  # ranges learned by gradient descent: they ne
 WEIGHT_FORMATS = ("uniform", "binary", "pow2")
 LAYER_KEYS = ("weight_bits", "act_bits", "weight_format", "per_channel", "weight_method", "act_method")
 BN_MODES = ("fold", "simulate", "keep")
+ROUNDINGS = ("onnx", "tflm")  # the integer arithmetic the fake-quant forward reproduces (methods.quantization.tflm)
 
 
 @dataclass
@@ -53,7 +54,9 @@ class QuantConfig(LayerSpec):
     ``weight_bits`` 1 → binary, 2…8 uniform (or the power-of-two code width, 2…4, with
     ``weight_format="pow2"``). ``act_bits`` 2…8, or 32 for weights-only quantization (activations
     stay float; such a model cannot be exported as QDQ). ``overrides`` maps a module-name glob (or
-    ``re:<regex>``) to a mapping of ``LAYER_KEYS`` settings.
+    ``re:<regex>``) to a mapping of ``LAYER_KEYS`` settings. ``rounding``: the integer arithmetic the
+    fake-quant forward reproduces, ``onnx`` (onnxruntime: float multiplier, half to even) or ``tflm``
+    (TFLite Micro: Q31 multiplier, double rounding; ``edgeflow.methods.quantization.tflm``).
     """
 
     percentile: float = 99.99        # for the percentile methods
@@ -61,6 +64,7 @@ class QuantConfig(LayerSpec):
     first_layer_bits: Optional[int] = None  # weight (and at least activation) bits of the first layer
     last_layer_bits: Optional[int] = None   # ... of the last layer
     overrides: dict[str, Any] = field(default_factory=dict)  # module-name glob (or re:regex) -> settings
+    rounding: str = "onnx"           # onnx (onnxruntime's requantization) | tflm (TFLite Micro's)
 
     def default_spec(self) -> LayerSpec:
         """The ``LayerSpec`` of a layer that no first/last-layer setting or override touches."""
@@ -87,6 +91,7 @@ class QuantConfig(LayerSpec):
             require(v is None or 1 <= v <= 8, key, "null or an integer in 1..8", v)
         for pattern, settings in self.overrides.items():
             _check_layer(settings, f"overrides.{pattern}", learned)
+        require_choice(self.rounding, "rounding", ROUNDINGS)
 
 
 def _check_setting(name: str, value: Any, key: str, learned: bool) -> None:
