@@ -8,6 +8,7 @@ static shape always equals the shape a kernel returns.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -62,7 +63,7 @@ def reshape_target(attrs: dict[str, Any], in_shape: tuple[int, ...]) -> tuple[in
     flatten_axis, squeeze_axes, unsqueeze_axes = attrs["flatten_axis"], attrs["squeeze_axes"], attrs["unsqueeze_axes"]
     if flatten_axis is not None:
         a = flatten_axis % (len(in_shape) + 1) if flatten_axis < 0 else flatten_axis
-        return (int(np.prod(in_shape[:a])), int(np.prod(in_shape[a:])))
+        return (math.prod(in_shape[:a]), math.prod(in_shape[a:]))
     if squeeze_axes is not None or (attrs["shape"] is None and unsqueeze_axes is None):
         if squeeze_axes is None:
             return tuple(d for d in in_shape if d != 1)

@@ -188,7 +188,7 @@ class Conv(Op):
         _, _, _, p2, (oh, ow) = self._check(x)
         n = x.shape[0]
         acc = self.tconv(x[:, :, None, :] if self.nd == 1 else x, self.zp_x, p2).numpy()
-        a2 = np.moveaxis(acc, 1, -1).reshape(-1, self.m)  # a view: the tensor is channel-last
+        a2 = intgemm.as_nhwc(acc).reshape(-1, self.m)  # a view: the tensor is channel-last
         q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
         if self.rq is None:
             np.copyto(q, a2, casting="unsafe")
@@ -198,7 +198,7 @@ class Conv(Op):
 
     def _to_nchw(self, q, n, oh, ow):
         q = q.reshape(n, oh * ow if self.nd == 1 else oh, *(() if self.nd == 1 else (ow,)), self.m)
-        return np.moveaxis(q, -1, 1)
+        return intgemm.as_nchw(q)
 
     def _gemm_nhwc(self, xh, n, c, k2, s2, d2, pads, oh, ow, mode):
         """im2col + GEMM + requantization, a few images at a time so that the float32 columns

@@ -60,20 +60,23 @@ class FullyConnected(Op):
         return int8mm.weight(w_c), off, shift
 
     def run(self, values, mode):
-        with intgemm.single_threaded_blas:  # small GEMMs: a multi-threaded BLAS stalls under load
-            return self._run(values, mode)
-
-    def _run(self, values, mode):
         a = values[0]
+        if self.imm is not None:
+            if a.shape[-1] != self.wf.shape[0]:
+                raise ValueError(f"input shape {a.shape} does not fit weights {self.w.shape}")
+            w, off, shift = self.imm
+            a8 = np.bitwise_xor(a.view(np.int8), np.int8(-128)) if shift else a  # uint8: a - 128 as int8
+            acc = int8mm.matmul(np.ascontiguousarray(a8).reshape(-1, a.shape[-1]), w, off)
+            acc = acc.reshape(*a.shape[:-1], -1)
+            return [acc if self.rq is None else self.rq.apply(acc, mode, acc.ndim - 1)]
+        with intgemm.single_threaded_blas:  # small GEMMs: a multi-threaded BLAS stalls under load
+            return self._run_float(a, values, mode)
+
+    def _run_float(self, a, values, mode):
+        """The exact float32 BLAS path (``intgemm.exact_matmul``)."""
         if self.w is not None:
             if a.shape[-1] != self.wf.shape[0]:
                 raise ValueError(f"input shape {a.shape} does not fit weights {self.w.shape}")
-            if self.imm is not None:
-                w, off, shift = self.imm
-                a8 = np.bitwise_xor(a.view(np.int8), np.int8(-128)) if shift else a  # uint8: a - 128 as int8
-                acc = int8mm.matmul(np.ascontiguousarray(a8).reshape(-1, a.shape[-1]), w, off)
-                acc = acc.reshape(*a.shape[:-1], -1)
-                return [acc if self.rq is None else self.rq.apply(acc, mode, acc.ndim - 1)]
             acc = intgemm.exact_matmul(a.astype(np.float32), self.wf, self.bound_a, self.bound_b)
         else:
             b = (values[1].astype(np.int64) - self.zp_b).astype(np.float32)

@@ -27,7 +27,7 @@ import sys
 
 import numpy as np
 
-from edgeflow.runtime import quant
+from edgeflow.runtime import intgemm, quant
 from edgeflow.runtime.ir import Node
 from edgeflow.runtime.ops.base import Op
 from edgeflow.runtime.shapes import pool_geometry
@@ -61,7 +61,7 @@ class MaxPool(Op):
         # channel-last: the taps' inner loops run over contiguous channels, and the output keeps
         # the channel-last layout of a conv's output (returned as its NCHW-shaped view)
         nd = len(self.kernel)
-        xl = np.moveaxis(x, 1, -1)
+        xl = intgemm.as_nhwc(x)
         width = [(0, 0)] + [(pads[i], pads[i + nd] + self.strides[i] * out[i]) for i in range(nd)] + [(0, 0)]
         xp = np.pad(xl, width, mode="constant", constant_values=lo)
         res = None
@@ -73,7 +73,7 @@ class MaxPool(Op):
                 res = np.ascontiguousarray(tap)
             else:
                 np.maximum(res, tap, out=res)
-        return [np.moveaxis(res, -1, 1)]
+        return [intgemm.as_nchw(res)]
 
 
 class AveragePool(Op):
@@ -145,7 +145,7 @@ class GlobalAveragePool(Op):
     def run(self, values, mode):
         x = values[0]
         n = int(np.prod(x.shape[2:]))
-        xh = np.moveaxis(x, 1, -1)  # (N, *spatial, C): contiguous when x came from a channel-last kernel
+        xh = intgemm.as_nhwc(x)  # (N, *spatial, C): contiguous when x came from a channel-last kernel
         if xh.flags.c_contiguous and n < 2**16 and "torch" in sys.modules:
             # torch's float32 row sum (vectorised along C) is exact: |sum| < n·2**8 ≤ 2**24
             rows = sys.modules["torch"].from_numpy(xh.reshape(x.shape[0], n, x.shape[1]))
