@@ -67,7 +67,7 @@ class QuantLayerMixin:
         if self.fused_relu:
             y = F.relu(y)
         out = self.act_quantizer(y)
-        if bn is None and getattr(self, "tflm_rounding", False):  # QuantConfig.rounding = "tflm" (``tflm.link``)
+        if bn is None and not self.training and getattr(self, "tflm_rounding", False):  # rounding=tflm (``tflm.link``)
             from edgeflow.methods.quantization import tflm
 
             out = tflm.requantize_layer(self, x, w, out)

@@ -495,7 +495,7 @@ class ActQuantizer(nn.Module):
             y = fake_quant(x, s, z, self.qmin, self.qmax)
         else:
             y = fake_quant(x, self.scale, self.zero_point, self.qmin, self.qmax)
-        if getattr(self, "tflm_rounding", False):  # the graph input or a global pool's output (``tflm.link``)
+        if not self.training and getattr(self, "tflm_rounding", False):  # graph input / global pool (``tflm.link``)
             from edgeflow.methods.quantization import tflm
 
             y = tflm.requantize_pool(self, x, y) if "_tflm_taps" in self.__dict__ else tflm.quantize_input(self, x, y)

@@ -14,11 +14,11 @@ a few test predictions. With ``rounding: tflm`` the quantized model computes tho
 - the quantizer after a global average pool requantizes the integer sum of its taps with
   ``QuantizeMultiplier(s_x / (s_y·n))``, as the runtime's tflm global average pool.
 
-Values only: the result replaces the fake-quant output with a straight-through gradient
-(``y_fq + (y_int − y_fq).detach()``), so QAT trains as before on the deployed values. Residual adds,
-concatenations and other average pools keep the float fake-quant rounding (TFLM's rescaling adds are
-not simulated). Layers with BatchNorm attached (QAT ``bn: simulate``, before folding), disabled
-quantizers and calibration use the plain forward.
+In eval mode only (evaluation, validation, the runtime check); training keeps the float fake-quant
+forward, whose straight-through gradients are the same. The integers replace the fake-quant values
+(``y_fq + (y_int − y_fq).detach()``). Residual adds, concatenations and other average pools keep the
+float fake-quant rounding (TFLM's rescaling add is not simulated). Layers with BatchNorm attached
+(QAT ``bn: simulate``, before folding), disabled quantizers and calibration use the plain forward.
 
 ``link`` runs once in ``quantize_model``: it records each simulated module's input quantizer as a
 plain attribute (``_tflm_input``: not a submodule, so the state dict is unchanged; ``copy.deepcopy``
