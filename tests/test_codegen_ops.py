@@ -117,8 +117,8 @@ def test_all_ops_tflite_host_bit_exact(folder):
     model, out, ref = _host(program, folder / "all", x)
     assert np.array_equal(out, ref) and len(np.unique(ref)) > 20
     # constants: the two muls' multiplier/shift pairs (16 B) + the 3-byte constant, two 256-byte tables
-    assert program.flash_bytes == 19 and model.uncounted_bytes == 256 * _lut_nodes(program) == 512
-    assert model.weights_bytes == program.flash_bytes + model.uncounted_bytes
+    assert _lut_nodes(program) == 2 and program.flash_bytes == 19 + 2 * 256  # mul/pad constants + two tables
+    assert model.weights_bytes == program.flash_bytes
     pytest.importorskip("ai_edge_litert")
     from tests.runtime_helpers import litert_run
 
@@ -141,7 +141,7 @@ def test_onnx_pad_sigmoid_mul_host_bit_exact(folder):
     x = np.random.default_rng(1).normal(0, 2, (16, 3, 4, 5)).astype(np.float32)
     model, out, ref = _host(program, folder / "onnx", x)
     assert np.array_equal(out, ref) and len(np.unique(ref)) > 50
-    assert model.weights_bytes == program.flash_bytes + 256 == 11 + 256
+    assert model.weights_bytes == program.flash_bytes == 11 + 256
 
 
 @pytest.mark.parametrize("case", [(0.02, 3, 0.05, -7, 0.004, 10, 0),   # multiplier 0.25
@@ -204,7 +204,7 @@ def test_all_ops_under_qemu_bit_exact_and_sizes(folder):
     run = build.run_qemu(folder / "all_arm", xi, model.input_size, model.output_size)
     assert np.array_equal(run.outputs, ref) and len(np.unique(ref)) > 10
     sizes = build.section_sizes(folder / "all_arm")
-    assert sizes["weights"]["rodata"] == model.weights_bytes == program.flash_bytes + 512
+    assert sizes["weights"]["rodata"] == model.weights_bytes == program.flash_bytes
     assert sizes["total"]["bss"] == program.plan_memory().arena_bytes and sizes["total"]["data"] == 0
     assert 0 < sizes["kernels"]["text"] < 4096
     assert 168 < run.instructions / len(ref) < 100_000  # 168 outputs per layer; a few hundred instructions each

@@ -21,7 +21,7 @@ input's buffer.
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
 counts as flash. Weights narrower than 8 bits are stored as int8 (one byte each). The 256-byte table
-of a ``lut`` node is a constant too; ``costs`` counts none for it (``Array.uncounted``).
+of a ``lut`` node is a constant too (``costs.table_bytes``).
 """
 
 from __future__ import annotations
@@ -51,7 +51,6 @@ class Array:
     name: str
     ctype: str
     values: np.ndarray
-    uncounted: bool = False  # a lut table: flash the runtime's costs (profile flash_bytes) do not count
 
     @property
     def nbytes(self) -> int:
@@ -88,12 +87,6 @@ class CModel:
     def weights_bytes(self) -> int:
         """Bytes of all constant arrays (what ``weights.c`` puts in ``.rodata``)."""
         return sum(a.nbytes for a in self.arrays)
-
-    @property
-    def uncounted_bytes(self) -> int:
-        """Bytes of the constants the profile's ``flash_bytes`` does not count (lut tables):
-        ``weights_bytes == program.flash_bytes + uncounted_bytes``."""
-        return sum(a.nbytes for a in self.arrays if a.uncounted)
 
 
 def comment(text: str) -> str:
@@ -135,8 +128,8 @@ class _Lowering:
     def buf(self, name: str) -> str:
         return f"ef_arena + {self.offset[name]}"
 
-    def array(self, name: str, ctype: str, values: np.ndarray, uncounted: bool = False) -> str:
-        self.arrays.append(Array(name, ctype, np.ascontiguousarray(values).reshape(-1), uncounted))
+    def array(self, name: str, ctype: str, values: np.ndarray) -> str:
+        self.arrays.append(Array(name, ctype, np.ascontiguousarray(values).reshape(-1)))
         return name
 
     def spatial(self, name: str) -> tuple[int, int, int]:
@@ -426,7 +419,7 @@ class _Lowering:
     def op_lut(self, node: Node, i: int) -> None:
         """The runtime op's own outputs for the 256 int8 inputs, stored as a table: bit-equal by construction."""
         table = self.ops[node.name].run([np.arange(-128, 128, dtype=np.int8)], "tflm")[0]
-        t = self.array(f"ef_t{i}", "int8_t", np.asarray(table, dtype=np.int8), uncounted=True)
+        t = self.array(f"ef_t{i}", "int8_t", np.asarray(table, dtype=np.int8))
         x, y = node.inputs[0], node.outputs[0]
         self.calls.append(f"    ef_lut({self.buf(x)}, {self.buf(y)}, {self.size(y)}, {t});")
 

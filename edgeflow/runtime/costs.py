@@ -83,6 +83,11 @@ def requant_bytes(node: Node) -> int:
     return 0
 
 
+def table_bytes(node: Node) -> int:
+    """Flash for a lookup-table activation (``lut``): its table, one output byte per 8-bit input."""
+    return 256 if node.kind == "lut" else 0
+
+
 def flash_bytes(node: Node) -> int:
-    """Weights (dense, at their bit-width) + biases + requantization parameters."""
-    return weight_bytes(node) + bias_bytes(node) + requant_bytes(node)
+    """Weights (dense, at their bit-width) + biases + requantization parameters + activation tables."""
+    return weight_bytes(node) + bias_bytes(node) + requant_bytes(node) + table_bytes(node)

@@ -197,7 +197,7 @@ def layer_costs(program, hardware=None, input_shapes=None) -> list[LayerProfile]
             rest_fmt, rest = at_rest_format(sizes)
             if hw is not None:
                 fmt, wbytes = best_format(sizes, tuple(getattr(hw.cfg, "sparse_formats", ("dense",))) + ("dense",))
-        other = costs.bias_bytes(node) + costs.requant_bytes(node)
+        other = costs.bias_bytes(node) + costs.requant_bytes(node) + costs.table_bytes(node)
         flash = int(wbytes) + other
         act = 0 if node.is_view else sum(int(np.prod(shapes[n])) * tensors[n].dtype.itemsize
                                          for n in list(node.inputs) + list(node.outputs))
