@@ -17,7 +17,8 @@ a few test predictions. With ``rounding: tflm`` the quantized model computes tho
 In eval mode only (evaluation, validation, the runtime check); training keeps the float fake-quant
 forward, whose straight-through gradients are the same. The integers replace the fake-quant values
 (``y_fq + (y_int − y_fq).detach()``). Residual adds, concatenations and other average pools keep the
-float fake-quant rounding (TFLM's rescaling add is not simulated). Layers with BatchNorm attached
+float fake-quant rounding (TFLM's rescaling add is not simulated; on the zoo's ``resnet8`` with 256
+random inputs the logits were still bit-equal to the tflm runtime's). Layers with BatchNorm attached
 (QAT ``bn: simulate``, before folding), disabled quantizers and calibration use the plain forward.
 
 ``link`` runs once in ``quantize_model``: it records each simulated module's input quantizer as a
@@ -44,8 +45,8 @@ def link(gm: fx.GraphModule) -> None:
     """Switch the quantized ``gm`` (``quantize_model``'s, shapes propagated before the quantizers were
     inserted) to tflm rounding."""
     for node in gm.graph.nodes:
-        m = G.module_of(gm, node) if node.op == "call_module" else None
-        if isinstance(m, ActQuantizer) and node.args and getattr(node.args[0], "op", None) == "placeholder":
+        m = G.module_of(gm, node)
+        if isinstance(m, ActQuantizer) and getattr(node.args[0], "op", None) == "placeholder":
             m.tflm_rounding = True  # the graph input: QuantizeLinear -> TFLite AffineQuantize
         elif isinstance(m, QUANT_LAYER_TYPES):
             source = _source_quantizer(gm, node.args[0])
@@ -54,7 +55,7 @@ def link(gm: fx.GraphModule) -> None:
                 m.__dict__["_tflm_input"] = source
         elif isinstance(m, ActQuantizer) and not m.fused_relu:
             pool = node.args[0]
-            pm = G.module_of(gm, pool) if getattr(pool, "op", None) == "call_module" else None
+            pm = G.module_of(gm, pool) if isinstance(pool, fx.Node) else None
             shape = _shape(gm, pool.args[0]) if isinstance(pm, GLOBAL_POOLS) else None
             source = _source_quantizer(gm, pool.args[0]) if shape is not None else None
             if source is not None and all(o in (1, None) for o in _tuple(pm.output_size)):
@@ -79,7 +80,7 @@ def _source_quantizer(gm: fx.GraphModule, node: Any) -> ActQuantizer | None:
     for _ in range(32):
         if not isinstance(node, fx.Node):
             return None
-        m = G.module_of(gm, node) if node.op == "call_module" else None
+        m = G.module_of(gm, node)
         if isinstance(m, ActQuantizer):
             return m
         if isinstance(m, QUANT_LAYER_TYPES):
