@@ -159,21 +159,14 @@ def windows_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int
                       (s0, s1 * stride[0], s2 * stride[1], s1 * dilation[0], s2 * dilation[1], s3), writeable=False)
 
 
-def copy_unit(pixel_bytes: int, kw: int, dw: int) -> int:
-    """Bytes per element that ``im2col_nhwc`` copies: the widest of 8, 4, 2, 1 dividing a contiguous
-    run of a window (KW pixels when the dilation along W is 1, else one pixel)."""
-    run = kw * pixel_bytes if dw == 1 else pixel_bytes
-    return next(u for u in (8, 4, 2, 1) if run % u == 0)
-
-
 def im2col_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int], dilation: tuple[int, int],
                 out_hw: tuple[int, int], out: np.ndarray) -> np.ndarray:
     """Padded (N, Hp, Wp, C) → ``out`` (N*OH*OW, KH*KW*C), rows (n, oh, ow), columns (kh, kw, c), same dtype.
 
-    A plain copy of the windows, moved in the widest unsigned unit (8, 4, 2 bytes) dividing a
-    contiguous run: a window row's KW·C values when the dilation along W is 1, else a pixel's C
-    values (numpy's strided copy costs per element, and C is often 1-64 bytes). Units need not be
-    aligned: the source view is built on ``xp``'s buffer with byte strides.
+    A plain copy of the windows, one element per contiguous run — a window row's KW·C values when
+    the dilation along W is 1, else a pixel's C values — as an opaque ``V<bytes>`` numpy dtype:
+    numpy's strided copy costs per element, and a run is often 5-200 bytes (1.7-2× faster than
+    8-byte units, 3× than bytes). The source view is built on ``xp``'s buffer with byte strides.
     """
     xp = np.ascontiguousarray(xp)
     n, hp, wp, c = xp.shape
@@ -182,14 +175,14 @@ def im2col_nhwc(xp: np.ndarray, kernel: tuple[int, int], stride: tuple[int, int]
     dh, dw = dilation
     (oh, ow), (kh, kw) = out_hw, kernel
     row, img = wp * pixel, hp * wp * pixel  # byte strides
-    u = copy_unit(pixel, kw, dw)
-    run = kw * pixel if dw == 1 else pixel
     if dw == 1:
-        shape, strides = (n, oh, ow, kh, run // u), (img, row * sh, pixel * sw, row * dh, u)
+        run = np.dtype(f"V{kw * pixel}")
+        shape, strides = (n, oh, ow, kh), (img, row * sh, pixel * sw, row * dh)
     else:
-        shape, strides = (n, oh, ow, kh, kw, run // u), (img, row * sh, pixel * sw, row * dh, pixel * dw, u)
-    win = np.ndarray(shape, dtype=f"u{u}", buffer=xp, strides=strides)
-    np.copyto(split_view(out.view(f"u{u}"), shape), win)
+        run = np.dtype(f"V{pixel}")
+        shape, strides = (n, oh, ow, kh, kw), (img, row * sh, pixel * sw, row * dh, pixel * dw)
+    win = np.ndarray(shape, dtype=run, buffer=xp, strides=strides)
+    np.copyto(split_view(out.view(run), shape), win)
     return out
 
 

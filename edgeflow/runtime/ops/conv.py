@@ -5,14 +5,15 @@ y = requantize(acc) per output channel m (see ``edgeflow.runtime.quant``); paddi
 (real 0). Lowered as im2col + one exact float32 GEMM (K chunked, ``intgemm``); depthwise
 (one input channel per group) as a sum over kernel taps.
 
-Fast paths, whenever every partial sum stays below 2**24 so that float32 is exact in any summation
-order: ``group == 1``: channel-last (NHWC) im2col from a strided window view, one cast copy per few
-images into a reused buffer whose last column is 1, one float32 GEMM on one BLAS thread; other
-groups (depthwise) and first layers (< 4 input channels, ≥ 27 taps): torch's float32 channel-last
-convolution of the centred input
-(``edgeflow.runtime.torchconv``; numpy's shifted-slice sums were 2-4× slower). Both requantize in
-place in float32; the output is the NCHW-shaped view of an NHWC array, which the next conv reads
-without a transpose. Bit-identical to the generic path below, which handles everything else.
+Fast paths: ``group == 1``: channel-last (NHWC) im2col of int8 windows into a reused buffer (a 1×1
+conv reads its input in place) and torch's exact int8 GEMM (``edgeflow.runtime.int8mm``), the whole
+batch in one call unless its working set exceeds the L2 cache; without it, and whenever every
+partial sum stays below 2**24 so that float32 is exact in any summation order, the same windows cast
+to float32 and one float32 GEMM on one BLAS thread. Other groups (depthwise): torch's float32
+channel-last convolution of the centred input under the same bound (``edgeflow.runtime.torchconv``;
+numpy's shifted-slice sums were 2-4× slower). All requantize in place; the output is the
+NCHW-shaped view of an NHWC array, which the next conv reads without a transpose. Bit-identical to
+the generic path below, which handles everything else.
 """
 
 from __future__ import annotations
@@ -63,25 +64,21 @@ class Conv(Op):
         w2 = w_c.reshape(self.m, self.cg, *((1,) * (2 - self.nd)), *self.kernel).astype(np.float32)
         self.w4 = w2  # (M, Cg, KH, KW)
         self.wmat = w2.reshape(self.group, self.mg, self.cg * kk)  # (G, Mg, Kg)
-        # group == 1 with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| * sum_k |w_k|
-        # + |offset|): one float32 GEMM (any K, any summation order) is exact; the weight matrix's last
-        # row holds the offset, matched by a column of ones in the im2col matrix
-        # (few input channels and a large kernel, e.g. a first layer: torch's kernel is 3-5x faster than
-        # a window copy in 1- or 2-byte units; dscnn's 1-channel 10x4 kernel copies 4-byte runs and is
-        # faster on the int8 GEMM)
-        few_channels = self.cg < 4 and self.cg * kk >= 27 and \
-            intgemm.copy_unit(self.cg * self.x_dtype.itemsize, self.kernel[-1], self.dilations[-1]) < 4
-        self.fast_gemm = self.group == 1 and not few_channels and \
+        # group == 1: the exact int8 GEMM on int8 im2col columns (``int8mm``) when torch provides it; else,
+        # with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| * sum_k |w_k| + |offset|), one
+        # float32 GEMM (any K, any summation order) is exact: the weight matrix's last row holds the
+        # offset, matched by a column of ones in the im2col matrix
+        self.imm = self._int8_gemm(w_c, colsum) if self.group == 1 else None
+        self.fast_gemm = self.imm is None and self.group == 1 and \
             torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
         if self.fast_gemm:
             wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)  # K ordered (kh, kw, c) as NHWC windows
             off32 = np.broadcast_to(np.asarray(self.acc_offset, np.float32), (self.m,)).reshape(1, -1)
             self.wk = np.ascontiguousarray(np.concatenate([wk, off32], axis=0))
-        self.imm = self._int8_gemm(w_c, colsum) if self.group == 1 and not few_channels else None
-        # other groups (depthwise) and few-channel convs: torch's float32 kernels under the same bound (torchconv)
+        # other groups (depthwise): torch's float32 kernels under the same bound (torchconv)
         x_bound = float(max(abs(v - self.zp_x) for v in quant.qrange(self.x_dtype)))
         self.tconv = None
-        if not self.fast_gemm and torchconv.exact_bound(x_bound, w_c, self.bias):
+        if self.imm is None and not self.fast_gemm and torchconv.exact_bound(x_bound, w_c, self.bias):
             raw_ok = torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
             self.tconv = torchconv.ExactConv(w2, self.bias, self.acc_offset if raw_ok else None,
                                              ((1,) * (2 - self.nd)) + self.strides,
