@@ -2,11 +2,11 @@
 its own int8 export run on edgeflow's integer runtime (torch-free at import: validation uses the schema).
 
 ``AgreementConfig`` is a mixin of both stage schemas (``agreement``, ``agreement_samples``).
-``runtime_agreement`` exports the quantized model with the export stage's exporter (``current_onnx``:
-the file is bound to the returned state, so a later ``profile`` or ``codegen`` stage reuses it while
-the model is unchanged), lowers it with ``edgeflow.runtime.load`` in the rounding the model simulates
-(``QuantConfig.rounding``: ``onnx`` or ``tflm``) and measures both on the test split with
-``edgeflow.runtime.profiler.fakequant_agreement``:
+``runtime_agreement`` exports the quantized model with the export stage's exporter (``export_model``,
+to ``<stage folder>/model.onnx``, bound to the returned state as artifact ``onnx``: a later ``profile``
+or ``codegen`` stage reuses it while the model is unchanged), lowers it with ``edgeflow.runtime.load``
+in the rounding the model simulates (``QuantConfig.rounding``: ``onnx`` or ``tflm``) and measures both
+on the test split with ``edgeflow.runtime.profiler.fakequant_agreement``:
 
 - ``runtime_top1_agreement``: percent of samples where the fake-quant forward and the integer
   program pick the same class;
@@ -54,12 +54,13 @@ def runtime_agreement(cfg: Any, state: State, ctx: StageContext) -> tuple[State,
     if not cfg.agreement:
         return state, {}
     from edgeflow import runtime
+    from edgeflow.export import export_model
     from edgeflow.export.qdq import QDQExportError
     from edgeflow.runtime.profiler import fakequant_agreement
-    from edgeflow.stages._common import current_onnx
 
     try:
-        exported, path, _ = current_onnx(state, ctx, FILENAME)
+        path = export_model(state.model, state.input_shape, ctx.out_dir / FILENAME)
+        exported = state.with_artifact("onnx", path)
         program = runtime.load(path, rounding=cfg.rounding)
         found = fakequant_agreement(program, exported.model, ctx.data.test_dataloader(),
                                     cfg.agreement_samples or None, program_acc=True)
