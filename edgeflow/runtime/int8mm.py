@@ -66,15 +66,19 @@ def weight(w: np.ndarray) -> Any:
     return _STATE["torch"].from_numpy(np.ascontiguousarray(w, dtype=np.int8))
 
 
-def matmul(a: np.ndarray, w: Any, offset: Any = None) -> np.ndarray:
+def matmul(a: np.ndarray, w: Any, offset: Any = None, out: np.ndarray | None = None) -> np.ndarray:
     """int32 ``a @ w (+ offset)`` for int8 ``a`` (R, K) and ``w`` from ``weight``; ``offset``: an
-    int32 torch vector (M,) added to every row. Runs on one thread (small GEMMs: thread
+    int32 torch vector (M,) added to every row; ``out``: a contiguous int32 (R, M) array to write
+    (a reused, cache-warm buffer), else a new one. Runs on one thread (small GEMMs: thread
     synchronisation costs more than it saves, and stalls on a loaded machine)."""
     torch = _STATE["torch"]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        acc = torch._int_mm(torch.from_numpy(a), w)
+        if out is None:
+            acc = torch._int_mm(torch.from_numpy(a), w)
+        else:
+            acc = torch._int_mm(torch.from_numpy(a), w, out=torch.from_numpy(out))
         if offset is not None:
             acc.add_(offset)
     finally:

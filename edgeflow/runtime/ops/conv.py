@@ -246,6 +246,7 @@ class Conv(Op):
         whole = (direct and self.rq is None) or n * per_image <= intgemm.INT8_WHOLE_BYTES
         nb = n if whole else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
+        acc_buf = intgemm.scratch("acc32", (nb * oh * ow, self.m), np.int32) if self.rq is not None else None
         q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
         for n0 in range(0, n, nb):
             b = min(nb, n - n0)
@@ -254,7 +255,7 @@ class Conv(Op):
                 cols = xh[n0:n0 + b].reshape(r, kdim)
             else:
                 cols = intgemm.im2col_nhwc(xp[n0:n0 + b], k2, s2, d2, (oh, ow), cols_buf[:r])
-            acc = int8mm.matmul(cols, w, off)
+            acc = int8mm.matmul(cols, w, off, None if acc_buf is None else acc_buf[:r])
             qc = q[n0 * oh * ow:n0 * oh * ow + r]
             if self.rq is None:
                 qc[...] = acc
