@@ -2,9 +2,7 @@
 the operating curve ("adaptive calibration").
 
 - ``system: big_little``: the model entering the stage is *big*; *little* is the zoo model ``little``,
-  trained here (a sub-run ``little``) with the stage's training settings; with ``quantize``
-  (``QuantConfig`` keys) both parts are quantized after training (PTQ on 8 training batches), so the
-  system's scores are int8 scores and ``export`` / ``profile`` deploy it part by part;
+  trained here (a sub-run ``little``) with the stage's training settings;
 - ``system: variable_width``: the entering zoo model (cnn, tcn, mlp) becomes slimmable at ``widths``
   (fractions of its channels; a BatchNorm per width), all widths fine-tuned together from its weights;
   ``params`` (the one network) and ``static_params`` (one plain model per width) are reported;
@@ -12,12 +10,20 @@ the operating curve ("adaptive calibration").
   Conv/Linear, or fractions of depth), trained with the weighted exit loss ``exit_weights`` jointly
   with the backbone (``train: joint``) or alone on the frozen backbone (``train: heads``).
 
+With ``quantize`` (``QuantConfig`` keys) the trained system becomes int8 parts (PTQ on 8 training
+batches) before calibration, so the system's scores are int8 scores and ``export`` / ``profile``
+deploy it part by part: big/little both models; variable width the plain model of every width;
+early exit every backbone segment and exit head, calibrated in chain order, the part after a
+segment reading its int8 output with the same scale and zero point
+(``edgeflow.methods.adaptive.int8``).
+
 Then every path runs on the **validation** split, the threshold θ sweeps [0, 1] (one θ for every
 decision; a sample is served by the first path whose ``measure`` is above θ) and ``rule`` picks the
 operating point (``theta`` fixes it instead); only then does the test split run, at that θ. Costs
 are the analytical model of ``hardware`` (the run's target by default), layers without quantizers at
 ``default_bits``. The system (parts and thresholds in one module) joins the state as ``adaptive``;
-``model`` stays the model that entered (with ``quantize``: its int8 copy, the system's big part).
+``model`` stays the model that entered (with ``quantize``: the system's int8 biggest path — big, the
+widest model, or the early-exit backbone without its heads).
 
 Metrics: ``test_acc`` (the system at θ, through its own forward), ``big_test_acc`` (the biggest path
 alone), ``acc_drop`` (big − system), ``val_acc``, ``theta``, ``rule_met``, ``expected_energy_uj``,
@@ -118,8 +124,6 @@ class Config(TrainingStageConfig):
                 self.default_bits)
         check_targets(self.hardware)
         if self.quantize is not None:
-            require(self.system == "big_little", "quantize", "null for system early_exit (int8 parts: big_little only)",
-                    self.quantize)
             quant_config(self.quantize, "quantize")
         require(self.hardware is None or isinstance(self.hardware, str), "hardware", "null or one target name",
                 self.hardware)
@@ -144,12 +148,19 @@ def check(cfg: Config, state: State) -> None:
     from edgeflow.methods.adaptive.system import EarlyExit
 
     try:
-        EarlyExit.from_model(state.copy_model(), cfg.exits, state.num_classes, state.input_shape)
+        system = EarlyExit.from_model(state.copy_model(), cfg.exits, state.num_classes, state.input_shape)
     except ValueError as err:
         raise ConfigError("exits", str(err)) from None
+    if cfg.quantize is not None:
+        from torch import nn
+
+        for point, head in zip(system.exits, system.heads):
+            if any(isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)) for m in head.modules()):
+                raise ConfigError("exits", f"exit point {point!r}: its feature map does not divide into the head's "
+                                           "pooling bins (4 positions, 2 x 2); int8 heads (quantize) need equal windows")
 
 
-def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict, dict]:
     from edgeflow.methods.adaptive import BigLittle
     from edgeflow.models.blueprint import blueprint_of
     from edgeflow.stages._zoo_spec import build_spec
@@ -166,10 +177,10 @@ def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list
         for part in parts:
             calibrate(part, ctx.data.train_dataloader(), 8)
             freeze_observers(part)
-    return BigLittle(parts, cfg.measure), [blueprint_of(p) for p in parts], {}
+    return BigLittle(parts, cfg.measure), [blueprint_of(p) for p in parts], {}, {}
 
 
-def _variable_width(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+def _variable_width(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict, dict]:
     from edgeflow.methods.adaptive import VariableWidth, width_loss
     from edgeflow.models.blueprint import blueprint_of
     from edgeflow.training import fit
@@ -179,10 +190,19 @@ def _variable_width(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, 
     system = VariableWidth(zoo["name"], state.input_shape, state.num_classes, zoo["options"], cfg.widths,
                            cfg.measure, source=base)   # the trained model's weights at every width
     fit(system, ctx, cfg, loss=width_loss)
-    return system, [], {"spec": system.spec, "widths": system.widths}
+    static = sum(sum(p.numel() for p in system.materialize(k).parameters()) for k in range(system.num_paths))
+    metrics = {"params": float(sum(p.numel() for p in system.parameters())), "static_params": float(static)}
+    extra = {"spec": system.spec, "widths": system.widths}
+    if cfg.quantize is None:
+        return system, [], extra, metrics
+    from edgeflow.methods.adaptive.int8 import quantize_widths
+
+    system = quantize_widths(system, state.input_shape, quant_config(cfg.quantize, "quantize"),
+                             ctx.data.train_dataloader())
+    return system, [blueprint_of(p) for p in system.parts], extra, metrics
 
 
-def _early_exit(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict]:
+def _early_exit(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict, dict]:
     from edgeflow.methods.adaptive import EarlyExit, exit_loss
     from edgeflow.models.blueprint import blueprint_of
     from edgeflow.training import fit
@@ -193,20 +213,41 @@ def _early_exit(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list
     system.segments.requires_grad_(cfg.train == "joint")
     fit(system, ctx, cfg, loss=exit_loss(cfg.exit_weights or [1.0] * system.num_paths, cfg.train == "heads"))
     system.segments.requires_grad_(True)
-    return system, [source], {"exits": system.exits, "num_classes": state.num_classes,
-                              "input_shape": list(state.input_shape)}
+    extra = {"exits": system.exits, "num_classes": state.num_classes, "input_shape": list(state.input_shape)}
+    if cfg.quantize is not None:
+        from edgeflow.methods.adaptive.int8 import quantize_chain
+
+        config = quant_config(cfg.quantize, "quantize")
+        system = quantize_chain(system, state.input_shape, config, ctx.data.train_dataloader())
+        extra["quantize"] = config.spec_dict()
+    return system, [source], extra, {}
 
 
-def _build(cfg: Config, state: State, ctx: StageContext) -> Any:
-    """The trained system of ``cfg.system``, carrying its calibration rule and its blueprint."""
+def _build(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, dict[str, float]]:
+    """The trained system of ``cfg.system``, carrying its calibration rule and its blueprint, and the
+    metrics of its construction (variable width: ``params``, ``static_params``)."""
     from edgeflow.methods.adaptive.system import blueprint_step
     from edgeflow.models.blueprint import set_blueprint
 
     builder = {"big_little": _big_little, "variable_width": _variable_width, "early_exit": _early_exit}[cfg.system]
-    system, parts, extra = builder(cfg, state, ctx)
+    system, parts, extra, metrics = builder(cfg, state, ctx)
     system.calibration = {"rule": cfg.rule or DEFAULT_RULE, "objective": cfg.objective}
     set_blueprint(system, [blueprint_step(system, parts, **extra)])
-    return system
+    return system, metrics
+
+
+def _biggest_path(system: Any) -> Any:
+    """A copy of the int8 system's biggest path alone, saveable (the pipeline's model after ``quantize``)."""
+    import copy
+
+    from edgeflow.methods.adaptive.system import Backbone
+    from edgeflow.models.blueprint import blueprint_of, set_blueprint
+
+    if hasattr(system, "parts"):
+        return copy.deepcopy(system.parts[-1])
+    backbone = Backbone(copy.deepcopy(system.segments))
+    set_blueprint(backbone, [{**blueprint_of(system)[0], "backbone": True}])
+    return backbone
 
 
 def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
@@ -221,7 +262,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
 
     check(cfg, state)
     state = float_reference(state, ctx)
-    system = _build(cfg, state, ctx)
+    system, build_metrics = _build(cfg, state, ctx)
     costs, reference = path_costs(system, state.input_shape, ctx.target(cfg.hardware), cfg.default_bits)
     conf, pred, y = path_outputs(system, ctx.data.val_dataloader())        # calibration sees validation only
     candidates = cal.thresholds(conf, cfg.steps)
@@ -248,19 +289,14 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
         "expected_energy_uj": test_point.expected["energy_uj"], "expected_latency_ms": test_point.expected["latency_ms"],
         "energy_ratio": test_point.ratio["energy_uj"], "latency_ratio": test_point.ratio["latency_ms"],
         "big_energy_uj": reference["energy_uj"], "big_latency_ms": reference["latency_ms"],
-        **{f"share_{n}": s for n, s in zip(names, test_point.shares)},
+        **{f"share_{n}": s for n, s in zip(names, test_point.shares)}, **build_metrics,
     }
-    if cfg.system == "variable_width":   # one set of weights against one static model per width
-        static = sum(sum(p.numel() for p in system.materialize(k).parameters()) for k in range(system.num_paths))
-        metrics.update(params=float(sum(p.numel() for p in system.parameters())), static_params=float(static))
     rows = [{**v.row(names, "val_"), **{k: x for k, x in t.row(names, "test_").items() if k != "theta"}}
             for v, t in zip(val_curve, test_curve)]
     csv = write_csv(ctx.out_dir / "curve.csv", rows)
     png = plot_curve(val_curve, test_curve, choice.point, test_point, names, reference, cfg.objective,
                      ctx.out_dir / "curve.png", f"{system.system}, {cfg.measure}: {choice.message}")
-    if cfg.quantize is not None:   # the int8 big part is the pipeline's model: export / profile deploy it too
-        import copy
-
-        state = state.with_model(copy.deepcopy(system.parts[-1]))
+    if cfg.quantize is not None:   # the int8 biggest path is the pipeline's model: export / profile deploy it too
+        state = state.with_model(_biggest_path(system))
     return StageResult(state=state.with_model(system, ADAPTIVE), metrics=metrics,
                        artifacts={"curve_csv": csv, "curve_png": png})

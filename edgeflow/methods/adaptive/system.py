@@ -176,16 +176,22 @@ HEAD_BINS = 4  # an exit head pools each feature map to 4 positions (1-D) or 2 Ã
 
 def _head(feature: Tensor, num_classes: int) -> nn.Module:
     """Exit head for features ``[N, C, ...]``: average-pool to ``HEAD_BINS`` positions (fewer if the
-    map is smaller), flatten, linear; a plain linear on ``[N, C]``."""
+    map is smaller), flatten, linear; a plain linear on ``[N, C]``. The pool is an ``AvgPool`` of
+    equal windows when the map divides into the bins (the form int8 export writes), an
+    ``AdaptiveAvgPool`` otherwise (the same function)."""
     if feature.dim() == 2:
         return nn.Linear(feature.shape[1], num_classes)
+    sizes = tuple(int(s) for s in feature.shape[2:])
     if feature.dim() == 3:
-        bins = (min(HEAD_BINS, feature.shape[2]),)
-        pool = nn.AdaptiveAvgPool1d(bins[0])
+        bins: tuple[int, ...] = (min(HEAD_BINS, sizes[0]),)
     else:
         side = int(HEAD_BINS ** 0.5)
-        bins = (min(side, feature.shape[2]), min(side, feature.shape[3]))
-        pool = nn.AdaptiveAvgPool2d(bins)
+        bins = (min(side, sizes[0]), min(side, sizes[1]))
+    if all(s % b == 0 for s, b in zip(sizes, bins)):
+        kernel = tuple(s // b for s, b in zip(sizes, bins))
+        pool: nn.Module = nn.AvgPool1d(kernel[0]) if len(bins) == 1 else nn.AvgPool2d(kernel)
+    else:
+        pool = nn.AdaptiveAvgPool1d(bins[0]) if len(bins) == 1 else nn.AdaptiveAvgPool2d(bins)
     return nn.Sequential(pool, nn.Flatten(), nn.Linear(feature.shape[1] * int(torch.tensor(bins).prod()), num_classes))
 
 
@@ -264,6 +270,21 @@ class EarlyExit(AdaptiveSystem):
         return per_path, [(seg, shapes[k]) for k, seg in enumerate(self.segments)]
 
 
+class Backbone(nn.Module):
+    """An early-exit system's segments run in order without the heads: its final path alone (the
+    pipeline's model after an int8 early-exit system is built; blueprint: the system's step with
+    ``backbone: true``)."""
+
+    def __init__(self, segments: nn.ModuleList) -> None:
+        super().__init__()
+        self.segments = segments
+
+    def forward(self, x: Tensor) -> Tensor:
+        for seg in self.segments:
+            x = seg(x)
+        return x
+
+
 # ------------------------------------------------------------------------------------ blueprints
 def blueprint_step(system: AdaptiveSystem, parts: Sequence[list[dict]], **extra: Any) -> dict:
     """The blueprint step rebuilding ``system``: ``parts`` are the blueprints of its models (big/little:
@@ -279,6 +300,10 @@ def rebuild(step: dict) -> AdaptiveSystem:
     parts = [rebuild_model(p) for p in step["parts"]]
     if step["system"] == "big_little":
         system: AdaptiveSystem = BigLittle(parts, step["measure"], step.get("names"))
+    elif step["system"] == "variable_width" and parts:   # int8: one quantized plain model per width
+        from edgeflow.methods.adaptive.int8 import WidthModels
+
+        system = WidthModels(parts, step["widths"], step["measure"])
     elif step["system"] == "variable_width":
         from edgeflow.methods.adaptive.slimmable import VariableWidth
 
@@ -288,6 +313,13 @@ def rebuild(step: dict) -> AdaptiveSystem:
     elif step["system"] == "early_exit":
         system = EarlyExit.from_model(parts[0], step["exits"], step["num_classes"], tuple(step["input_shape"]),
                                       step["measure"])
+        if step.get("quantize") is not None:   # int8 segments and heads (the state dict brings their ranges)
+            from edgeflow.methods.adaptive.int8 import chain_structure
+            from edgeflow.methods.quantization import QuantConfig
+
+            system = chain_structure(system, tuple(step["input_shape"]), QuantConfig(**step["quantize"]))
+        if step.get("backbone"):
+            return Backbone(system.segments)
     else:
         raise ValueError(f"unknown adaptive system {step['system']!r}")
     system.calibration = dict(step.get("calibration", system.calibration))
