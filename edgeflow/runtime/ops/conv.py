@@ -242,7 +242,7 @@ class Conv(Op):
         direct = k2 == (1, 1) and s2 == (1, 1) and not any(pads) and xh.flags.c_contiguous
         if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
-        per_image = oh * ow * (kdim + 8 * self.m)  # int8 columns, int32 accumulators and float32 requantization
+        per_image = oh * ow * (kdim + 5 * self.m)  # int8 columns, int32 accumulators (requantized in place), int8 output
         whole = (direct and self.rq is None) or n * per_image <= intgemm.INT8_WHOLE_BYTES
         nb = n if whole else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
