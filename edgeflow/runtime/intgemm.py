@@ -85,11 +85,8 @@ _TLS = threading.local()
 
 #: bytes of float32 im2col columns per GEMM call (a few images): about half a core's L2 cache
 CHUNK_BYTES = 1 << 19
-#: bytes of int8 columns, int32 accumulators and float32 requantization per int8 GEMM call (``int8mm``),
-#: when a whole batch's working set exceeds ``INT8_WHOLE_BYTES`` (about a core's L2 cache); smaller
-#: batches go in one call (each call costs tens of microseconds of fixed overhead)
+#: bytes of int8 columns, int32 accumulators (requantized in place) and int8 output per int8 GEMM call (``int8mm``)
 INT8_CHUNK_BYTES = 1 << 20
-INT8_WHOLE_BYTES = 1 << 22
 
 
 def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
