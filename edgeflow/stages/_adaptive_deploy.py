@@ -55,9 +55,9 @@ def _system(state: State) -> Any:
 
 def _chain_parts(system: Any, input_shape: tuple[int, ...]) -> tuple[list[tuple[str, Any, tuple[int, ...]]], dict]:
     """Early exit: ``[(file stem, module, input shape)]`` and the policy's ``chain``."""
-    from edgeflow.methods.adaptive.int8 import _shapes
+    from edgeflow.methods.adaptive.int8 import segment_shapes
 
-    shapes = _shapes(system, tuple(input_shape))
+    shapes = segment_shapes(system, tuple(input_shape))
     parts, chain = [], []
     for k, seg in enumerate(system.segments):
         name = system.path_names[k]

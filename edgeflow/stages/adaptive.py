@@ -124,7 +124,9 @@ class Config(TrainingStageConfig):
                 self.default_bits)
         check_targets(self.hardware)
         if self.quantize is not None:
-            quant_config(self.quantize, "quantize")
+            config = quant_config(self.quantize, "quantize")
+            require(config.act_bits != 32, "quantize.act_bits", "2..8 (the int8 parts run on quantized activations)",
+                    config.act_bits)
         require(self.hardware is None or isinstance(self.hardware, str), "hardware", "null or one target name",
                 self.hardware)
 

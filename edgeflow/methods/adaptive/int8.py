@@ -36,7 +36,7 @@ class WidthModels(BigLittle):
         self.widths = [float(w) for w in widths]
 
 
-def _shapes(system: EarlyExit, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
+def segment_shapes(system: EarlyExit, input_shape: tuple[int, ...]) -> list[tuple[int, ...]]:
     """The input shape of every segment, then the final output's."""
     shapes, h = [tuple(input_shape)], torch.zeros(2, *input_shape)
     was = system.training
@@ -50,17 +50,19 @@ def _shapes(system: EarlyExit, input_shape: tuple[int, ...]) -> list[tuple[int, 
 
 
 def chain_structure(system: EarlyExit, input_shape: tuple[int, ...], config: Any) -> EarlyExit:
-    """``system`` with every segment and head replaced by its quantized model (not calibrated).
+    """``system`` with every segment and head replaced by its quantized model (not calibrated; a
+    head that is a bare ``Linear`` is quantized inside a ``Sequential``).
     Raises ``ValueError`` for a head the int8 export cannot write (unequal pooling windows)."""
     from edgeflow.methods.quantization import quantize_model
 
-    shapes = _shapes(system, input_shape)
+    shapes = segment_shapes(system, input_shape)
     for k, head in enumerate(system.heads):
         if any(isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)) for m in head.modules()):
             raise ValueError(f"exit {system.exits[k]}: its feature map {list(shapes[k + 1][1:])} does not divide into "
                              "the head's pooling bins; int8 heads need equal windows (choose another exit point)")
     segments = [quantize_model(seg, shapes[k], config) for k, seg in enumerate(system.segments)]
-    heads = [quantize_model(head, shapes[k + 1], config) for k, head in enumerate(system.heads)]
+    heads = [quantize_model(head if isinstance(head, nn.Sequential) else nn.Sequential(head), shapes[k + 1], config)
+             for k, head in enumerate(system.heads)]   # a bare Linear head traces as one call: wrap it
     out = EarlyExit(segments, heads, system.exits, system.measure)
     out.thresholds.copy_(system.thresholds)
     out.calibration = dict(system.calibration)
