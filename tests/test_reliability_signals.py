@@ -1,8 +1,8 @@
 """Interrupted runs say so (issue 10 §3): SIGINT/SIGTERM end the MLflow run KILLED with one line naming
 the stage and exit 130/143 (a sweep's parent run KILLED too); a run left RUNNING by SIGKILL is closed
 KILLED by the next run of its experiment. Real CLI subprocesses, real signals, a real MLflow SQLite
-store. SIGTERM through the CLI (Lightning's own SIGTERM handler composed with edgeflow's) is checked
-by hand (benchmark note): one interrupted CLI run keeps the suite within its budget."""
+store. SIGTERM goes through the CLI too, while Lightning's fit runs (Lightning's own SIGTERM handler
+composed with edgeflow's: without edgeflow's, Lightning stops "gracefully" and the CLI exits 0)."""
 
 from __future__ import annotations
 
@@ -126,3 +126,29 @@ def test_owners_alive_or_gone_by_pid_start_time_and_heartbeat(_session_home: Pat
     live.finish()
     other.finish()
     assert client.get_run(live.run_id).info.status == "FINISHED"
+
+
+def test_sigterm_through_the_cli_during_training_exits_143_and_the_run_ends_killed(
+        tmp_path: Path, _session_home: Path) -> None:
+    """A scheduler's SIGTERM reaches the CLI while Lightning's fit runs (Lightning's own SIGTERM handler
+    composed with edgeflow's): exit 143, one line naming the stage, the run KILLED, the files so far kept."""
+    uri = tracking_uri(_session_home)  # the session's store: already migrated when other tests made it
+    proc = subprocess.Popen([str(BIN / "edgeflow"), *LONG, f"tracking.uri={uri}", "tracking.experiment=sigterm_cli"],
+                            cwd=tmp_path, env=project_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True)
+    epoch = _wait_for("outputs/train_float/*/train/checkpoints/epoch=*.ckpt", tmp_path, proc)  # an epoch done
+    proc.send_signal(signal.SIGTERM)
+    stderr = proc.communicate(timeout=120)[1]
+    assert proc.returncode == 143, stderr[-3000:]
+    run_dir = epoch.parents[2]
+    (line,) = _edgeflow_lines(stderr)
+    assert line == (f"edgeflow: interrupted by SIGTERM during stage 'train'; MLflow run marked KILLED "
+                    f"(files so far: {run_dir})")
+    assert "Traceback" not in stderr
+
+    client = MlflowClient(uri)
+    (run,) = client.search_runs([client.get_experiment_by_name("sigterm_cli").experiment_id])
+    assert run.info.status == "KILLED"
+    assert run.data.tags["edgeflow.error"] == "Interrupted: interrupted by SIGTERM during stage 'train'"
+    assert (run_dir / "config.yaml").is_file() and epoch.is_file()  # what the run wrote so far stays
+    assert not (run_dir / "summary.json").exists() and not (run_dir / "evaluate").exists()
