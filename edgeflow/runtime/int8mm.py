@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from edgeflow.runtime.intgemm import single_threaded_torch
+
 INT32_LIMIT = 2**31
 _STATE: dict[str, Any] = {}
 
@@ -49,12 +51,8 @@ def available() -> bool:
         try:
             import torch
 
-            threads = torch.get_num_threads()
-            torch.set_num_threads(1)
-            try:
+            with single_threaded_torch:
                 _STATE["ok"] = bool(hasattr(torch, "_int_mm") and _self_check(torch))
-            finally:
-                torch.set_num_threads(threads)
             _STATE["torch"] = torch
         except Exception:  # noqa: BLE001 - no torch, or a build without a CPU int8 matmul: the float path
             _STATE["ok"] = False
@@ -72,15 +70,11 @@ def matmul(a: np.ndarray, w: Any, offset: Any = None, out: np.ndarray | None = N
     (a reused, cache-warm buffer), else a new one. Runs on one thread (small GEMMs: thread
     synchronisation costs more than it saves, and stalls on a loaded machine)."""
     torch = _STATE["torch"]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with single_threaded_torch:
         if out is None:
             acc = torch._int_mm(torch.from_numpy(a), w)
         else:
             acc = torch._int_mm(torch.from_numpy(a), w, out=torch.from_numpy(out))
         if offset is not None:
             acc.add_(offset)
-    finally:
-        torch.set_num_threads(threads)
     return acc.numpy()

@@ -10,6 +10,7 @@ to 2**53). numpy's own int32 matmul is ~100× slower (no BLAS).
 from __future__ import annotations
 
 import math
+import sys
 import threading
 
 import numpy as np
@@ -230,3 +231,30 @@ class _SingleThreadedBlas:
 
 
 single_threaded_blas = _SingleThreadedBlas()
+
+
+class _SingleThreadedTorch:
+    """Context manager: torch's intra-op threads at one inside (restored on exit); yields torch,
+    which must be imported. Reentrant; a no-op when torch already runs one thread.
+
+    Every torch call of the runtime runs inside it (``Program.run`` holds it for the whole run):
+    the tensors are small, and a second OpenMP thread that another process keeps off a core stalls
+    each parallel call (measured on a busy 2-core machine: a global average pool's row sum 0.1 →
+    14 ms, a whole tcn batch 1.2 → 213 ms at two threads)."""
+
+    def __enter__(self):
+        torch = sys.modules["torch"]
+        n = torch.get_num_threads()
+        _TLS.__dict__.setdefault("torch_saved", []).append(n)
+        if n != 1:
+            torch.set_num_threads(1)
+        return torch
+
+    def __exit__(self, *exc):
+        n = _TLS.torch_saved.pop()
+        if n != 1:
+            sys.modules["torch"].set_num_threads(n)
+        return False
+
+
+single_threaded_torch = _SingleThreadedTorch()

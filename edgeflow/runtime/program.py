@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import sys
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from edgeflow.runtime import costs, ops, planner, quant
+from edgeflow.runtime import costs, intgemm, ops, planner, quant
 from edgeflow.runtime.errors import RuntimeModelError
 from edgeflow.runtime.ir import Graph, GraphInput, TensorSpec
 from edgeflow.runtime.shapes import infer as infer_shapes
@@ -102,6 +104,15 @@ class Program:
         if mode not in quant.MODES:
             raise RuntimeModelError(f"rounding must be one of {', '.join(quant.MODES)}, got {mode!r}")
         env = self._feeds(inputs)
+        # one torch thread for the whole run (the kernels' small tensors; see intgemm.single_threaded_torch)
+        with intgemm.single_threaded_torch if "torch" in sys.modules else contextlib.nullcontext():
+            self._run_ops(env, mode, keep, overrides)
+        outputs = [env[n] for n in self.output_names]
+        return (outputs, env) if keep else outputs
+
+    def _run_ops(self, env: dict[str, np.ndarray], mode: str, keep: bool,
+                 overrides: dict[str, np.ndarray] | None) -> None:
+        """Run every op in order on ``env`` (name → array), in place."""
         for step, op in enumerate(self.ops):
             try:
                 vals = [env[n] for n in op.inputs]
@@ -122,8 +133,6 @@ class Program:
                 for n in op.inputs:
                     if self._last_use.get(n, -1) <= step and n not in self.output_names:
                         env.pop(n, None)
-        outputs = [env[n] for n in self.output_names]
-        return (outputs, env) if keep else outputs
 
     __call__ = run
 

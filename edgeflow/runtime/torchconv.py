@@ -48,9 +48,7 @@ class ExactConv:
         """Accumulators of ``x`` (N, C, H, W) integers, pads (top, left, bottom, right): a float32
         (N, M, OH, OW) torch tensor in channels-last memory."""
         torch = self.torch
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # small tensors: thread sync costs more than it saves, and stalls under load
-        try:
+        with intgemm.single_threaded_torch:  # small tensors: thread sync costs more than it saves, and stalls under load
             # x as it lies in memory (NCHW, or the NCHW view of an NHWC array): cast (and transposed) in one
             # pass into a reused channels-last buffer (a fresh multi-megabyte tensor page-faults on every call)
             n, c, h, w = x.shape
@@ -74,6 +72,4 @@ class ExactConv:
                                                  self.dilations, self.group)
             if not fused:
                 acc.add_(offset.view(1, -1, 1, 1))
-        finally:
-            torch.set_num_threads(threads)
         return acc

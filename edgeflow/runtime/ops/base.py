@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeflow.runtime import quant
+from edgeflow.runtime import intgemm, quant
 from edgeflow.runtime.ir import Node
 
 
@@ -115,9 +115,7 @@ class Requant:
         mult = self._tiles.get("torch")
         if mult is None:
             mult = self._tiles["torch"] = torch.from_numpy(self.onnx_mult.copy())
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
+        with intgemm.single_threaded_torch:
             t = torch.from_numpy(acc)
             if t.dtype != torch.float32:  # int32 -> float32 in place (same elements, same memory)
                 t = t.view(torch.float32).copy_(t)
@@ -136,8 +134,6 @@ class Requant:
             if self.zp:
                 t.add_(float(self.zp))
             o.copy_(t)
-        finally:
-            torch.set_num_threads(threads)
 
 
 _MAGIC = 12582912.0  # 1.5 * 2**23

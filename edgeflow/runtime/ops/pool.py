@@ -148,8 +148,9 @@ class GlobalAveragePool(Op):
         xh = intgemm.as_nhwc(x)  # (N, *spatial, C): contiguous when x came from a channel-last kernel
         if xh.flags.c_contiguous and n < 2**16 and "torch" in sys.modules:
             # torch's float32 row sum (vectorised along C) is exact: |sum| < n·2**8 ≤ 2**24
-            rows = sys.modules["torch"].from_numpy(xh.reshape(x.shape[0], n, x.shape[1]))
-            acc = rows.sum(dim=1, dtype=sys.modules["torch"].float32).numpy().astype(np.int64)
+            with intgemm.single_threaded_torch as torch:
+                rows = torch.from_numpy(xh.reshape(x.shape[0], n, x.shape[1]))
+                acc = rows.sum(dim=1, dtype=torch.float32).numpy().astype(np.int64)
         elif xh.flags.c_contiguous and n < 2**23:  # int32 holds n·2**8
             acc = xh.reshape(x.shape[0], n, x.shape[1]).sum(axis=1, dtype=np.int32).astype(np.int64)
         else:
