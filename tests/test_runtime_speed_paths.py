@@ -179,3 +179,24 @@ def test_torch_requantization_matches_numpy(acc_dtype, out_dtype, wrapping_cast,
         want = quant.requantize_onnx(acc.copy(), rq.onnx_mult, zp, np.dtype(out_dtype), lo, hi)
         got = rq.apply_last(acc.copy(), "onnx", np.empty(acc.shape, out_dtype))
         np.testing.assert_array_equal(got, want)
+
+
+def test_program_runs_its_torch_kernels_on_one_thread(tmp_path):
+    """At torch's default thread count, every op of ``Program.run`` sees one intra-op thread (a
+    second OpenMP thread kept off a busy core stalls each small parallel call by milliseconds), and
+    the caller's setting is back afterwards."""
+    torch = pytest.importorskip("torch")
+    path, feeds = _conv_file(tmp_path)
+    prog = rt.load(path)
+    seen = []
+    for op in prog.ops:
+        run = op.run
+        op.run = lambda values, mode, run=run: (seen.append(torch.get_num_threads()), run(values, mode))[1]
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        prog.run(feeds)
+        assert seen and set(seen) == {1}
+        assert torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)
