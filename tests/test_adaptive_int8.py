@@ -35,8 +35,9 @@ def test_early_exit_int8_tcn_mnist1d(workdir: Path) -> None:
     from edgeflow.hardware import load as load_hw
     from edgeflow.pipeline import run as run_pipeline
 
-    cfg = edgeflow.compose(["recipe=early_exit_int8", *QUIET, "model.channels=[8,8,8,8]", "dataset.subset=0.1",
-                            "stages.train.max_epochs=2", "stages.adaptive.max_epochs=1"])
+    cfg = edgeflow.compose(["recipe=early_exit_int8", *QUIET, "model.channels=[8,8,8,8]", "dataset.subset=0.2",
+                            "stages.train.max_epochs=4", "stages.train.lr=0.02", "stages.adaptive.max_epochs=1",
+                            "stages.adaptive.lr=0.01"])
     prepared = prepare(cfg)
     r = run_pipeline(cfg, prepared)
     m = r.metrics
@@ -53,7 +54,8 @@ def test_early_exit_int8_tcn_mnist1d(workdir: Path) -> None:
     assert onnx.load(str(folder / "segment1.onnx")).graph.output[0].type.tensor_type.elem_type == int8
     for reader in ("exit1.onnx", "segment2.onnx"):
         assert onnx.load(str(folder / reader)).graph.input[0].type.tensor_type.elem_type == int8
-    # the integer system decides as the fake-quant one (measured 100 %)
+    # the integer system decides as the fake-quant one (measured 100 % of 200; exit 1 serves 36 %)
+    assert 0.1 < m["profile/adaptive/share_exit1"] < 0.9 and 0.1 < m["adaptive/share_exit1"] < 0.9
     assert m["profile/adaptive/decision_agreement"] >= 99.0
     assert abs(m["profile/adaptive/test_acc"] - m["adaptive/test_acc"]) <= 1.0
     seg1, head1, seg2 = (m[f"profile/adaptive/{p}/energy_uj"] for p in ("segment1", "exit1", "segment2"))
@@ -90,7 +92,7 @@ def test_variable_width_int8_cnn_digits(workdir: Path, capsys: pytest.CaptureFix
     assert policy["files"] == ["w25.onnx", "w50.onnx", "w100.onnx"] and "chain" not in policy
     assert policy["thresholds"] == pytest.approx([m["adaptive/theta"]] * 2)
     assert m["adaptive/params"] == 5250 and m["adaptive/static_params"] == 438 + 1442 + 5178
-    assert m["profile/adaptive/decision_agreement"] >= 99.0
+    assert m["profile/adaptive/decision_agreement"] >= 99.0     # measured 100 % of 359 (w50 48 %, w100 52 %)
     widths = [m[f"profile/adaptive/{n}/energy_uj"] for n in policy["order"]]
     assert widths[0] < widths[1] < widths[2] == m["profile/energy_uj"]          # the pipeline's model: the widest
     assert m["profile/adaptive/expected_energy_uj"] == pytest.approx(_expected(m, policy["order"], widths), rel=1e-12)

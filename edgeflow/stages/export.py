@@ -38,7 +38,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
     x, _ = next(iter(ctx.data.test_dataloader()))
     check = check_against_torch(state.model, path, x, atol=cfg.atol)
     metrics = {"onnx_bytes": float(path.stat().st_size), **check}
-    from edgeflow.stages._adaptive_deploy import export_adaptive  # a big/little system: its parts and policy.json
+    from edgeflow.stages._adaptive_deploy import export_adaptive  # an adaptive system of parts: its files and policy.json
 
     state, adaptive = export_adaptive(state.with_artifact("onnx", path), ctx.out_dir, cfg.opset)
     return StageResult(state=state, metrics={**metrics, **adaptive}, artifacts={"onnx": path})

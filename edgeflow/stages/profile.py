@@ -78,7 +78,7 @@ def run(cfg: Config, state: State, ctx: StageContext) -> StageResult:
 
         split = ctx.data.test_dataloader() if cfg.split == "test" else ctx.data.val_dataloader()
         metrics.update(fakequant_agreement(program, state.model, split, cfg.max_samples or None, cfg.batch_size))
-    from edgeflow.stages._adaptive_deploy import profile_adaptive  # an exported big/little system, on integers
+    from edgeflow.stages._adaptive_deploy import profile_adaptive  # an exported adaptive system, on integers
 
     metrics.update(profile_adaptive(state, ctx, cfg.rounding))
     ref_acc = state.reference_metrics.get("test_acc")

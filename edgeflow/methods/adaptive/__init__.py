@@ -7,6 +7,9 @@
 - ``VariableWidth`` (``slimmable``): one network at several widths with switchable BatchNorm,
   ``width_loss`` trains every width on every batch;
 - ``exit_loss``: the weighted early-exit training loss (joint, or heads only on a frozen backbone);
+- ``quantize_chain`` / ``quantize_widths`` (``int8``): the int8 parts of an early-exit system (segments
+  and heads, calibrated in chain order, tied int8 boundaries) or of a variable-width one
+  (``WidthModels``: one quantized plain model per width);
 - ``sweep`` / ``choose`` (``calibrate``): the operating curve over thresholds and the pick of an
   operating point by a rule, from per-path outputs and per-path costs (plain numpy);
 - ``partition`` (``partition``): Neurosurgeon's split-point table between a device and a server.
