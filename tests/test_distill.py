@@ -1,6 +1,7 @@
 """Distillation: Hinton's loss on exact values; the distill stage on MNIST-1D (hint loss, a student
 of < 1/4 of the teacher's parameters that continues down the pipeline, the teacher kept; a teacher
-from an MLflow run distilled into a quantized student that exports to QDQ ONNX); one-line errors."""
+from an MLflow run, downloaded once, distilled into a quantized student that exports to QDQ ONNX);
+one-line errors."""
 
 from __future__ import annotations
 
@@ -35,7 +36,7 @@ def test_kd_loss_equals_hintons_formula() -> None:
     assert float(kd_loss(t, t, y, 3.0, 1.0)) == pytest.approx(0.0, abs=1e-7)   # a student equal to its teacher
 
 
-def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> None:
+def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = edgeflow.run(edgeflow.compose([                       # tracked: its final state goes to MLflow
         "recipe=distill_tcn", "trainer.progress_bar=false", "~stages.export", "stages.train.max_epochs=4",
         "stages.distill.max_epochs=6",
@@ -51,11 +52,17 @@ def test_distill_into_a_small_student_then_a_quantized_one(workdir: Path) -> Non
     with torch.no_grad():
         assert torch.equal(loaded.model.eval()(x), model.eval()(x))
         assert torch.equal(loaded.models["teacher"].eval()(x), teacher.eval()(x))
-    # a teacher from that MLflow run (its final model: the student), a quantized student (QAT), exported as
-    # int8 QDQ and run in onnxruntime
+    # a teacher from that MLflow run (its final model: the student), downloaded once though the early check,
+    # the stage's check and its run all read it; a quantized student (QAT), exported as int8 QDQ, run in onnxruntime
+    from mlflow.tracking import MlflowClient
+
+    downloads, download = [], MlflowClient.download_artifacts
+    monkeypatch.setattr(MlflowClient, "download_artifacts", lambda client, run_id, path, *args, **kwargs: (
+        downloads.append((run_id, path)), download(client, run_id, path, *args, **kwargs))[1])
     second = edgeflow.run(edgeflow.compose([
         "recipe=distill_tcn", *QUIET, "~stages.train", "~stages.evaluate", "stages.distill.max_epochs=3",
         f"stages.distill.teacher=runs:/{first.mlflow_run_id}", "+stages.distill.qat={weight_bits: 8}"]))
+    assert downloads == [(first.mlflow_run_id, "state")]
     m2 = second.metrics
     assert m2["distill/teacher_acc"] == pytest.approx(m["distill/test_acc"])              # the saved model
     assert m2["distill/test_acc"] > 60

@@ -17,6 +17,7 @@ Metrics: ``test_acc``, ``test_loss``, ``teacher_acc``, ``acc_drop`` (teacher −
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from edgeflow.core.errors import ConfigError, require, require_finite
@@ -105,10 +106,7 @@ def load_teacher(cfg: Config, state: State) -> nn.Module:
 
 
 def _saved_teacher(spec: str) -> nn.Module:
-    import tempfile
-    from pathlib import Path
-
-    from edgeflow.models.checkpoint import _mlflow_entry, parse
+    from edgeflow.models.checkpoint import parse
     from edgeflow.state import State
     from edgeflow.tracking import resolve_uri
     from edgeflow.tracking.schema import TrackingConfig
@@ -117,12 +115,27 @@ def _saved_teacher(spec: str) -> nn.Module:
         point = parse(spec)
         if point.kind == "state":
             return State.load(point.path).model
-        client = _mlflow_entry(point, resolve_uri(TrackingConfig()))
+        return _mlflow_state(resolve_uri(TrackingConfig()), point.run_id, point.artifact).model
     except ConfigError as err:
         raise ConfigError("teacher", err.message) from None
+
+
+@lru_cache(maxsize=2)
+def _mlflow_state(tracking_uri: str, run_id: str, artifact: str) -> State:
+    """The state logged as ``artifact`` of MLflow run ``run_id``, downloaded once per process: the early
+    ``check`` (``edgeflow.pipeline.prepare``), the stage's own check and its run all read the same teacher
+    (a run's artifacts do not change). Its models are shared: callers never modify them (``run`` trains
+    a copy)."""
+    import tempfile
+    from pathlib import Path
+
+    from edgeflow.models.checkpoint import Checkpoint, _mlflow_entry
+    from edgeflow.state import State
+
+    client = _mlflow_entry(Checkpoint("mlflow", run_id=run_id, artifact=artifact), tracking_uri)
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(client.download_artifacts(point.run_id, point.artifact, tmp))
-        return State.load(local if (local / "state.json").is_file() else local / "state").model
+        local = Path(client.download_artifacts(run_id, artifact, tmp))
+        return State.load(local if (local / "state.json").is_file() else local / "state")
 
 
 def _student(cfg: Config, state: State) -> nn.Module:
