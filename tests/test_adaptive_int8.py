@@ -91,6 +91,13 @@ def test_variable_width_int8_cnn_digits(workdir: Path, capsys: pytest.CaptureFix
     assert policy["system"] == "variable_width" and policy["order"] == ["w25", "w50", "w100"]
     assert policy["files"] == ["w25.onnx", "w50.onnx", "w100.onnx"] and "chain" not in policy
     assert policy["thresholds"] == pytest.approx([m["adaptive/theta"]] * 2)
+    x, _ = next(iter(prepare(edgeflow.compose(["recipe=variable_width_int8", *QUIET])).datamodule.test_dataloader()))
+    loaded = State.load(r.run_dir / "state")              # one int8 plain model per width, reloaded
+    from edgeflow.methods.quantization import is_quantized
+
+    assert [is_quantized(p) for p in loaded.models["adaptive"].parts] == [True] * 3
+    with torch.no_grad():
+        assert torch.equal(loaded.models["adaptive"].eval()(x), r.state.models["adaptive"].eval()(x))
     assert m["adaptive/params"] == 5250 and m["adaptive/static_params"] == 438 + 1442 + 5178
     assert m["profile/adaptive/decision_agreement"] >= 99.0     # measured 100 % of 359 (w50 48 %, w100 52 %)
     widths = [m[f"profile/adaptive/{n}/energy_uj"] for n in policy["order"]]
@@ -157,6 +164,8 @@ def test_int8_heads_need_equal_pooling_windows() -> None:
      "stages.adaptive.quantize: unknown quantization key"),
     (["recipe=variable_width_int8", "~stages.adaptive.quantize", "+stages.adaptive.quantize={weight_bits: 16}"],
      "stages.adaptive.quantize.weight_bits: must be"),
+    (["recipe=early_exit_int8", "dataset=synthetic", "dataset.input_shape=[1,42]"],
+     "stages.adaptive.exits: exit point 'features.2': its feature map does not divide into the head's pooling bins"),
     (["recipe=early_exit_int8", "+stages.adaptive.quantize.act_bits=32"],
      "stages.adaptive.quantize.act_bits: must be 2..8 (the int8 parts run on quantized activations), got 32"),
 ])
