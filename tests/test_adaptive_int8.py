@@ -144,6 +144,12 @@ def test_chain_parts_hand_on_the_same_int8_integers(tmp_path: Path, name: str, s
         want = [lg.numpy() for lg in system.path_logits(x)]
     got = _logits(programs, policy, x.numpy())
     assert np.array_equal(want[-1], got[-1])        # the final path: segments only, bit-equal
+    from edgeflow.export.ort import ort_session     # the int8-boundary files are plain ONNX: onnxruntime runs them
+
+    session = ort_session(tmp_path / "adaptive" / "segment2.onnx")
+    first = programs["segment1.onnx"].run(x.numpy())[0]
+    assert np.array_equal(session.run(None, {session.get_inputs()[0].name: first})[0],
+                          programs["segment2.onnx"].run(first, rounding="onnx")[0])   # onnxruntime's rounding
     for a, b in zip(want, got):    # exit heads (average pools): measured 256 of 256 answers equal
         assert np.count_nonzero(a.argmax(1) == b.argmax(1)) >= 250
 
