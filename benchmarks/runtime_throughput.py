@@ -5,11 +5,12 @@
 For each zoo conv model (random weights): export to ONNX, post-training quantize with onnxruntime's
 ``quantize_static`` (QOperator, per-channel int8), then time ``InferenceSession.run`` (ORT_ENABLE_ALL)
 and ``Program.run`` on the same batch, both limited to ``--threads`` threads (ORT intra-op threads,
-BLAS threads via threadpoolctl; the runtime's conv and fully connected kernels run their small
-cache-blocked GEMMs on one thread regardless, see ``edgeflow.runtime.int8mm`` and ``.intgemm``). Prints samples/s, GMAC/s of both, the
-runtime/onnxruntime ratio (best of the interleaved calls; and the median and range of the per-pair
-ratios, the honest figure on a loaded machine) and the bit-equality rate of the outputs. Goal:
-ratio >= 1/3 against ``--format QDQ --threads 1``.
+BLAS and OpenMP threads via threadpoolctl; the runtime runs its torch kernels on one thread
+regardless, see ``edgeflow.runtime.intgemm.single_threaded_torch``). Prints samples/s, GMAC/s of
+both, the runtime/onnxruntime ratio (best of the interleaved calls; the median and range of the
+per-pair wall-time ratios; the median per-pair ratio of CPU time, the honest figure on a loaded
+machine) and the bit-equality rate of the outputs. Goal: ratio >= 1/3 against
+``--format QDQ --threads 1``.
 
 ``--format QDQ`` times onnxruntime's QDQ path (on x86 it rewrites int8 QDQ graphs to uint8 and uses
 its VNNI/AVX2 u8s8 kernels) — far faster than its int8 QOperator kernels.
@@ -64,20 +65,23 @@ def quantized_file(name: str, out_dir: Path, fmt: str = "QOperator") -> Path:
     return q
 
 
-def interleaved_times(fa, fb, repeats: int, pause: float = 0.01) -> tuple[np.ndarray, np.ndarray]:
-    """``repeats`` wall times of ``fa`` and of ``fb``, calls interleaved so that load changes on a
-    shared machine hit both alike (pair i: adjacent calls). ``pause`` seconds before each timed call
-    let the previous call's worker threads (onnxruntime's intra-op pool spins after ``run`` returns)
-    go idle, so that neither engine is timed while the other's threads still hold the cores."""
+def interleaved_times(fa, fb, repeats: int, pause: float = 0.01) -> tuple[np.ndarray, ...]:
+    """Wall and CPU times of ``repeats`` calls of ``fa`` and of ``fb`` (arrays: wall a, wall b, cpu
+    a, cpu b), calls interleaved so that load changes on a shared machine hit both alike (pair i:
+    adjacent calls). ``pause`` seconds before each timed call let the previous call's worker threads
+    (onnxruntime's intra-op pool spins after ``run`` returns) go idle, so that neither engine is
+    timed while the other's threads still hold the cores. CPU time (the process's, all threads) is
+    the steadier figure on a loaded machine: a preempted call's wall time grows, its CPU time not."""
     fa(), fb()
-    ta, tb = [], []
+    wa, wb, ca, cb = [], [], [], []
     for _ in range(repeats):
-        for f, ts in ((fa, ta), (fb, tb)):
+        for f, ws, cs in ((fa, wa, ca), (fb, wb, cb)):
             time.sleep(pause)
-            t = time.perf_counter()
+            t, c = time.perf_counter(), time.process_time()
             f()
-            ts.append(time.perf_counter() - t)
-    return np.array(ta), np.array(tb)
+            ws.append(time.perf_counter() - t)
+            cs.append(time.process_time() - c)
+    return np.array(wa), np.array(wb), np.array(ca), np.array(cb)
 
 
 def main() -> None:
@@ -108,20 +112,20 @@ def main() -> None:
             so.log_severity_level = 3
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
             prog = rt.load(path)
-            ta, tb = interleaved_times(lambda: sess.run(None, {"input": x}), lambda: prog.run(x), args.repeats)
+            ta, tb, ca, cb = interleaved_times(lambda: sess.run(None, {"input": x}), lambda: prog.run(x), args.repeats)
             t_ort, t_rt, pair = ta.min(), tb.min(), ta / tb
             reference = ort_session(path)  # int8 kept: the configuration the runtime is bit-equal to
             eq = float((prog.run(x)[0] == reference.run(None, {"input": x})[0]).mean())
             macs = prog.profile().macs * args.batch
             rows.append((name, args.batch / t_ort, args.batch / t_rt, t_ort / t_rt, np.median(pair), pair.min(),
-                         pair.max(), macs / t_ort / 1e9, macs / t_rt / 1e9, eq))
+                         pair.max(), np.median(ca / cb), macs / t_ort / 1e9, macs / t_rt / 1e9, eq))
     print(f"batch {args.batch}, {args.threads} thread(s), {args.format} per-channel int8, cpu count {os.cpu_count()}; "
           f"samples/s and ratio from the best of {args.repeats} interleaved calls, then the median and range of the "
-          "per-pair ratios")
+          "per-pair ratios of wall time, and the median per-pair ratio of CPU time")
     print(f"{'model':14s} {'ORT samples/s':>14s} {'runtime samples/s':>18s} {'ratio':>7s} {'median':>7s} {'range':>11s} "
-          f"{'ORT GMAC/s':>11s} {'rt GMAC/s':>10s} {'bit-equal':>10s}")
-    for name, a, b, r, med, lo, hi, go, g, eq in rows:
-        print(f"{name:14s} {a:14.1f} {b:18.1f} {r:7.2f} {med:7.2f} {lo:5.2f}-{hi:<5.2f} {go:11.2f} {g:10.2f} "
+          f"{'cpu med':>8s} {'ORT GMAC/s':>11s} {'rt GMAC/s':>10s} {'bit-equal':>10s}")
+    for name, a, b, r, med, lo, hi, cpu, go, g, eq in rows:
+        print(f"{name:14s} {a:14.1f} {b:18.1f} {r:7.2f} {med:7.2f} {lo:5.2f}-{hi:<5.2f} {cpu:8.2f} {go:11.2f} {g:10.2f} "
               f"{eq * 100:9.3f}%")
 
 
