@@ -20,7 +20,10 @@ input's buffer.
 
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
-counts as flash. Weights narrower than 8 bits are stored as int8 (one byte each). The 256-byte table
+counts as flash. Weights of 2 to 4 bits whose values fit 2 or 4 bits are packed (``pack_weights``:
+four or two a byte, the layout ``kernels.h`` describes): ``ceil(size * bits / 8)`` bytes, the profile's
+count for uniform 2- and 4-bit weights; other widths (3, 5–7 bits, binary and power-of-two codes) are
+stored in 4 or 8 bits. The 256-byte table
 of a ``lut`` node is a constant too (``costs.table_bytes``).
 """
 
@@ -228,6 +231,12 @@ class _Lowering:
                                      "TFLite int8 spec (symmetric weights)")
         return w
 
+    def weight_array(self, node: Node, i: int, w: np.ndarray) -> tuple[str, int]:
+        """The weight array of a conv / fully connected node (rows = output channels first) and its
+        storage width (``storage_bits``), packed by ``pack_weights``."""
+        bits = storage_bits(int(node.attrs.get("weight_bits", 8)), w)
+        return self.array(f"ef_w{i}", "int8_t", pack_weights(w.reshape(len(w), -1), bits)), bits
+
     def bias(self, node: Node, i: int) -> str:
         b = node.params.get("bias")
         if b is None:
@@ -253,10 +262,10 @@ class _Lowering:
         m, s, flags, act = self.requant_arrays(node, i)
         g = self.geom_desc(i, cin, cout, kernel, strides, dil, (pads[0], pads[1]), int(at["group"]))
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
-        wn = self.array(f"ef_w{i}", "int8_t", w)
+        wn, bits = self.weight_array(node, i, w)
         self.macs += int(np.prod(cout)) * int(np.prod(w.shape[1:]))
-        self.calls.append(f"    ef_conv({self.buf(x)}, {self.buf(y)}, {g}, {q}, {wn}, {self.bias(node, i)}, {m}, {s}, "
-                          f"{flags});")
+        self.calls.append(f"    ef_conv({self.buf(x)}, {self.buf(y)}, {g}, {q}, {wn}, {bits}, {self.bias(node, i)}, {m}, "
+                          f"{s}, {flags});")
 
     def op_fully_connected(self, node: Node, i: int) -> None:
         at = node.attrs
@@ -268,9 +277,9 @@ class _Lowering:
         rows = self.size(x) // k
         m, s, flags, act = self.requant_arrays(node, i)
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
-        wn = self.array(f"ef_w{i}", "int8_t", w.T)  # stored (N, K): contiguous dot products
+        wn, bits = self.weight_array(node, i, np.ascontiguousarray(w.T))  # stored (N, K): contiguous dot products
         self.macs += rows * k * n
-        self.calls.append(f"    ef_fully_connected({self.buf(x)}, {self.buf(y)}, {rows}, {k}, {n}, {q}, {wn}, "
+        self.calls.append(f"    ef_fully_connected({self.buf(x)}, {self.buf(y)}, {rows}, {k}, {n}, {q}, {wn}, {bits}, "
                           f"{self.bias(node, i)}, {m}, {s}, {flags});")
 
     def op_add(self, node: Node, i: int) -> None:
@@ -507,6 +516,34 @@ def hard_swish_params(node: Node) -> tuple[int, int, int, int, int, int]:
     if out_e > 0:
         raise UnsupportedOpError(node.kind, node.name, "input scale / (128 * output scale) >= 1")
     return int(at["in_zero_point"]), int(at["out_zero_point"]), out_m, out_e, relu_m, relu_e
+
+
+def storage_bits(weight_bits: int, w: np.ndarray) -> int:
+    """Bits a weight is stored in: 2 or 4 where ``weight_bits`` is at most that and every value fits
+    that two's complement width (uniform 2-, 3-, 4-bit weights; not binary or power-of-two codes), else 8."""
+    lo, hi = (int(w.min()), int(w.max())) if w.size else (0, 0)
+    for bits in (2, 4):
+        if weight_bits <= bits and -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
+            return bits
+    return 8
+
+
+def pack_weights(w: np.ndarray, bits: int) -> np.ndarray:
+    """An (M, K) int8 matrix at ``bits`` (8, 4 or 2) bits a value, as ``kernels.h`` lays it out: rows in
+    groups of 8 / bits interleaved per column k (row j of a group in bits j * bits up of the byte), the
+    last M mod (8 / bits) rows one flat stream; ceil(M * K * bits / 8) bytes (``costs.weight_bytes``).
+    Returns the bytes as int8."""
+    if bits == 8:
+        return np.ascontiguousarray(w, dtype=np.int8)
+    per = 8 // bits
+    codes = (w.astype(np.int32) & ((1 << bits) - 1)).astype(np.uint32)
+    full = len(w) - len(w) % per
+    shifts = (np.arange(per, dtype=np.uint32) * bits)
+    grouped = (codes[:full].reshape(full // per, per, -1) << shifts[None, :, None]).sum(axis=1).reshape(-1)
+    rest = codes[full:].reshape(-1)
+    rest = np.concatenate([rest, np.zeros(-len(rest) % per, dtype=np.uint32)]).reshape(-1, per)
+    flat = (rest << shifts[None, :]).sum(axis=1)
+    return np.concatenate([grouped, flat]).astype(np.uint8).view(np.int8)
 
 
 def lower(program: Program) -> CModel:

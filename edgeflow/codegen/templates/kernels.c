@@ -91,10 +91,51 @@ static void ef_valid_taps(int32_t base, int32_t dil, int32_t k, int32_t size, in
     }
 }
 
+/* Weight k of row m of an (rows, k_len) weight matrix stored at `bits` bits (see kernels.h). */
+static int32_t ef_weight(const int8_t *w, int32_t bits, int32_t rows, int32_t k_len, int32_t m, int32_t k) {
+    const int32_t per_byte = 8 / bits;
+    const int32_t full = rows - rows % per_byte; /* rows packed in groups of per_byte, interleaved per k */
+    int32_t byte, sh, i;
+    if (bits == 8) {
+        return w[m * k_len + k];
+    }
+    if (m < full) {
+        byte = (m / per_byte) * k_len + k;
+        sh = (m % per_byte) * bits;
+    } else { /* the last rows % per_byte rows: one flat stream, per_byte values a byte */
+        i = (m - full) * k_len + k;
+        byte = (full / per_byte) * k_len + i / per_byte;
+        sh = (i % per_byte) * bits;
+    }
+    return (int32_t)(int8_t)(uint8_t)((uint32_t)(uint8_t)w[byte] << (8 - bits - sh)) >> (8 - bits);
+}
+
+/* Convolution with packed (2- or 4-bit) weights: the plain loop nest, one weight read per tap. */
+static int32_t ef_conv_acc_packed(const int8_t *x, const ef_geom *g, const ef_quant *q, const int8_t *w,
+                                  int32_t w_bits, int32_t m, int32_t oy, int32_t ox) {
+    const int32_t cg = g->in_c / g->groups, mg = g->out_c / g->groups, taps = g->k_h * g->k_w;
+    int32_t acc = 0;
+    int32_t c, ky, kx;
+    for (c = 0; c < cg; ++c) {
+        const int8_t *xc = x + ((m / mg) * cg + c) * g->in_h * g->in_w;
+        for (ky = 0; ky < g->k_h; ++ky) {
+            const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
+            for (kx = 0; kx < g->k_w && iy >= 0 && iy < g->in_h; ++kx) {
+                const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
+                if (ix >= 0 && ix < g->in_w) {
+                    acc += ((int32_t)xc[iy * g->in_w + ix] - q->in_zp) *
+                           ef_weight(w, w_bits, g->out_c, cg * taps, m, (c * g->k_h + ky) * g->k_w + kx);
+                }
+            }
+        }
+    }
+    return acc;
+}
+
 /* Padding taps hold the input zero point, i.e. real 0: only the taps inside the input are summed. */
-void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
-             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
-             int32_t single_rounding) {
+static void ef_conv_portable(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+                             int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                             int32_t per_channel, int32_t single_rounding) {
     const int32_t cg = g->in_c / g->groups;
     const int32_t mg = g->out_c / g->groups;
     const int32_t in_w = g->in_w, plane = g->in_h * g->in_w, taps = g->k_h * g->k_w;
@@ -116,7 +157,9 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
                 ef_valid_taps(bx, g->dil_w, g->k_w, in_w, &kx0, &kx1);
                 xo = xg + (by + ky0 * g->dil_h) * in_w + bx + kx0 * g->dil_w;
                 wo = wm + ky0 * g->k_w + kx0;
-                if (taps == 1) { /* pointwise: one dot product over the input channels */
+                if (w_bits != 8) { /* packed weights */
+                    acc += ef_conv_acc_packed(x, g, q, w, w_bits, m, oy, ox);
+                } else if (taps == 1) { /* pointwise: one dot product over the input channels */
                     acc += ky1 > ky0 && kx1 > kx0 ? ef_dot(xo, plane, wo, 1, cg, q->in_zp) : 0;
                 } else if (cg >= taps) { /* many channels: per tap, a dot product over the input channels */
                     for (ky = 0; ky < ky1 - ky0; ++ky) {
@@ -137,9 +180,297 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
     }
 }
 
+#if defined(__ARM_FEATURE_DSP)
+/* ------------------------------------------------------------------ Cortex-M4 DSP extension (SIMD32)
+ * int8 values widened to int16 lanes with SXTB16 (bytes 0 and 2; rotated by 8: bytes 1 and 3), two
+ * multiply-accumulates per SMLAD into int32 accumulators. Only the order of the (exact) integer sums
+ * differs from the portable kernels; the requantization is the same, so the outputs are equal.
+ * Scratch lives on the stack: 4 * C * KH * KW bytes for a conv (two im2col columns), 2 * K for a fully
+ * connected layer, 2 * (padded plane) for a depthwise conv (model.h: MODEL_DSP_STACK_BYTES). */
+#include <arm_acle.h>
+
+#define EF_DW_MAX_TAPS 64 /* depthwise kernels up to 8x8 take the SIMD path */
+
+static uint32_t ef_ld32(const void *p) {
+    uint32_t v;
+    memcpy(&v, p, 4); /* one LDR: the M4 loads unaligned words */
+    return v;
+}
+
+static uint32_t ef_ror8(uint32_t v) {
+    return (v >> 8) | (v << 24);
+}
+
+static int32_t ef_pack16(int32_t lo, int32_t hi) {
+    return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+
+/* Reorders each full group of 4 int16 values (0, 1, 2, 3) -> (0, 2, 1, 3): the lanes SXTB16 gives a
+ * word of 4 int8 weights (bytes 0 and 2, then bytes 1 and 3). */
+static void ef_reorder(int16_t *col, int32_t n) {
+    int32_t k;
+    for (k = 0; k + 4 <= n; k += 4) {
+        const int16_t t = col[k + 1];
+        col[k + 1] = col[k + 2];
+        col[k + 2] = t;
+    }
+}
+
+/* Position of value k in a column reordered by ef_reorder (n4: values in full groups of 4). */
+static int32_t ef_reordered(int32_t k, int32_t n4) {
+    return k < n4 ? (k & ~3) | ((k & 1) << 1) | ((k >> 1) & 1) : k;
+}
+
+/* acc[2j + i] = sum over 4 * n4 values of weight row j (j = 0, 1) times column i (i = 0, 1; one column
+ * when c1 is NULL). int8 rows w0, w1 (mask 0), or one packed group w0 whose rows are the bits under
+ * `mask` of each byte shifted left by sh0 / sh1 (values scaled by 2**(8 - bits)). Inlined into ef_mac
+ * for each case, so that the loop has no branches. */
+static inline __attribute__((always_inline)) void ef_mac_loop(const int16_t *c0, const int16_t *c1,
+                                                              const int8_t *w0, const int8_t *w1, int32_t n4,
+                                                              int32_t sh0, int32_t sh1, uint32_t mask,
+                                                              int32_t packed, int32_t two, int32_t *acc) {
+    int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
+    for (; n4 > 0; --n4) {
+        uint32_t u, v;
+        int32_t u02, u13, v02, v13, lo, hi;
+        if (packed) {
+            const uint32_t b = ef_ld32(w0);
+            u = (b << sh0) & mask;
+            v = (b << sh1) & mask;
+        } else {
+            u = ef_ld32(w0);
+            v = ef_ld32(w1);
+            w1 += 4;
+        }
+        w0 += 4;
+        u02 = __sxtb16((int32_t)u);
+        u13 = __sxtb16((int32_t)ef_ror8(u));
+        v02 = __sxtb16((int32_t)v);
+        v13 = __sxtb16((int32_t)ef_ror8(v));
+        lo = (int32_t)ef_ld32(c0);
+        hi = (int32_t)ef_ld32(c0 + 2);
+        c0 += 4;
+        a00 = __smlad(u02, lo, a00);
+        a00 = __smlad(u13, hi, a00);
+        a10 = __smlad(v02, lo, a10);
+        a10 = __smlad(v13, hi, a10);
+        if (two) {
+            lo = (int32_t)ef_ld32(c1);
+            hi = (int32_t)ef_ld32(c1 + 2);
+            c1 += 4;
+            a01 = __smlad(u02, lo, a01);
+            a01 = __smlad(u13, hi, a01);
+            a11 = __smlad(v02, lo, a11);
+            a11 = __smlad(v13, hi, a11);
+        }
+    }
+    acc[0] = a00;
+    acc[1] = a01;
+    acc[2] = a10;
+    acc[3] = a11;
+}
+
+__attribute__((noinline)) static void ef_mac(const int16_t *c0, const int16_t *c1, const int8_t *w0,
+                                             const int8_t *w1, int32_t n4, int32_t sh0, int32_t sh1, uint32_t mask,
+                                             int32_t *acc) {
+    if (mask == 0) {
+        if (c1) {
+            ef_mac_loop(c0, c1, w0, w1, n4, 0, 0, 0, 0, 1, acc);
+        } else {
+            ef_mac_loop(c0, c0, w0, w1, n4, 0, 0, 0, 0, 0, acc);
+        }
+    } else if (c1) {
+        ef_mac_loop(c0, c1, w0, w0, n4, sh0, sh1, mask, 1, 1, acc);
+    } else {
+        ef_mac_loop(c0, c0, w0, w0, n4, sh0, sh1, mask, 1, 0, acc);
+    }
+}
+
+/* acc[2j + i] = sum over k of weight (m + j, k) times column i at ef_reordered(k) (row m + 1 = rows:
+ * row m again; one column when c1 is NULL: acc[1], acc[3] undefined). */
+static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w, int32_t w_bits, int32_t rows,
+                        int32_t k_len, int32_t m, int32_t *acc) {
+    const int32_t n4 = k_len & ~3, per_byte = 8 / w_bits, full = rows - rows % per_byte;
+    const int32_t m1 = m + 1 < rows ? m + 1 : m;
+    int32_t k, j;
+    if (w_bits == 8) {
+        ef_mac(c0, c1, w + m * k_len, w + m1 * k_len, n4 / 4, 0, 0, 0, acc);
+    } else if (m1 < full && m1 == m + 1) { /* rows m, m + 1 share bytes (m is even) */
+        const int32_t sh0 = 8 - w_bits - (m % per_byte) * w_bits;
+        const uint32_t mask = ((0xFFu << (8 - w_bits)) & 0xFFu) * 0x01010101u;
+        ef_mac(c0, c1, w + (m / per_byte) * k_len, 0, n4 / 4, sh0, sh0 - w_bits, mask, acc);
+        for (j = 0; j < 4; ++j) {
+            acc[j] >>= 8 - w_bits; /* exact: every product was scaled by 2**(8 - bits) */
+        }
+    } else { /* the last rows of a packed matrix, not in a group */
+        acc[0] = acc[1] = acc[2] = acc[3] = 0;
+        for (k = 0; k < n4; ++k) {
+            const int32_t p = ef_reordered(k, n4);
+            const int32_t wa = ef_weight(w, w_bits, rows, k_len, m, k), wb = ef_weight(w, w_bits, rows, k_len, m1, k);
+            acc[0] += wa * c0[p];
+            acc[2] += wb * c0[p];
+            if (c1) {
+                acc[1] += wa * c1[p];
+                acc[3] += wb * c1[p];
+            }
+        }
+    }
+    for (k = n4; k < k_len; ++k) { /* the tail: K mod 4 values */
+        const int32_t wa = ef_weight(w, w_bits, rows, k_len, m, k), wb = ef_weight(w, w_bits, rows, k_len, m1, k);
+        acc[0] += wa * c0[k];
+        acc[2] += wb * c0[k];
+        if (c1) {
+            acc[1] += wa * c1[k];
+            acc[3] += wb * c1[k];
+        }
+    }
+}
+
+/* im2col: col[k] = x - in_zp (0 on padding) for the taps k = (c, ky, kx) of output pixel (oy, ox), reordered. */
+static void ef_im2col(const int8_t *x, const ef_geom *g, int32_t in_zp, int32_t oy, int32_t ox, int16_t *col) {
+    const int32_t by = oy * g->stride_h - g->pad_top, bx = ox * g->stride_w - g->pad_left;
+    int16_t *o = col;
+    int32_t c, ky, kx;
+    for (c = 0; c < g->in_c; ++c) {
+        const int8_t *xc = x + c * g->in_h * g->in_w;
+        for (ky = 0; ky < g->k_h; ++ky) {
+            const int32_t iy = by + ky * g->dil_h;
+            const int32_t row_ok = iy >= 0 && iy < g->in_h;
+            for (kx = 0; kx < g->k_w; ++kx) {
+                const int32_t ix = bx + kx * g->dil_w;
+                *o++ = (int16_t)(row_ok && ix >= 0 && ix < g->in_w ? xc[iy * g->in_w + ix] - in_zp : 0);
+            }
+        }
+    }
+    ef_reorder(col, g->in_c * g->k_h * g->k_w);
+}
+
+/* Stores acc (+ bias) of rows m, m + 1 (m + 1 < rows) at y[row * stride + col], columns col, col + 1 (two). */
+static void ef_store_pair(int8_t *y, int32_t stride, int32_t col, int32_t two, int32_t rows, int32_t m,
+                          const int32_t *acc, const ef_quant *q, const int32_t *bias, const int32_t *mult,
+                          const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
+    int32_t j, i;
+    for (j = 0; j < 2 && m + j < rows; ++j) {
+        const int32_t r = m + j, b = bias ? bias[r] : 0;
+        for (i = 0; i <= two; ++i) {
+            y[r * stride + col + i] = ef_requantize(acc[2 * j + i] + b, per_channel ? mult[r] : mult[0],
+                                                    per_channel ? shift[r] : shift[0], single_rounding, q);
+        }
+    }
+}
+
+/* groups == 1: two output pixels at a time as im2col columns, two output channels at a time. */
+static void ef_conv_im2col(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+                           int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                           int32_t per_channel, int32_t single_rounding) {
+    const int32_t k_len = g->in_c * g->k_h * g->k_w, pixels = g->out_h * g->out_w;
+    int16_t col[2 * k_len];
+    int32_t acc[4];
+    int32_t p, m;
+    for (p = 0; p < pixels; p += 2) {
+        const int32_t two = p + 1 < pixels;
+        ef_im2col(x, g, q->in_zp, p / g->out_w, p % g->out_w, col);
+        if (two) {
+            ef_im2col(x, g, q->in_zp, (p + 1) / g->out_w, (p + 1) % g->out_w, col + k_len);
+        }
+        for (m = 0; m < g->out_c; m += 2) {
+            ef_dot_pair(col, two ? col + k_len : 0, w, w_bits, g->out_c, k_len, m, acc);
+            ef_store_pair(y, pixels, p, two, g->out_c, m, acc, q, bias, mult, shift, per_channel, single_rounding);
+        }
+    }
+}
+
+/* Depthwise (one input channel per group): each input channel as a zero-padded int16 plane of x - in_zp,
+ * then per output pixel and kernel row, pairs of taps by SMLAD (an odd last tap by a multiply). */
+static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+                              int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                              int32_t per_channel, int32_t single_rounding) {
+    const int32_t mg = g->out_c / g->in_c, taps = g->k_h * g->k_w, pairs = g->k_w / 2, odd = g->k_w & 1;
+    const int32_t ph = (g->out_h - 1) * g->stride_h + (g->k_h - 1) * g->dil_h + 1;
+    const int32_t pw = (g->out_w - 1) * g->stride_w + (g->k_w - 1) * g->dil_w + 1;
+    const int32_t dw = g->dil_w;
+    int16_t plane[ph * pw];
+    int32_t wp[EF_DW_MAX_TAPS / 2], wl[EF_DW_MAX_TAPS];
+    int32_t m, py, px, ky, j, oy, ox;
+    for (m = 0; m < g->out_c; ++m) {
+        const int32_t b = bias ? bias[m] : 0;
+        const int32_t rm = per_channel ? mult[m] : mult[0], rs = per_channel ? shift[m] : shift[0];
+        if (m % mg == 0) { /* a new input channel */
+            const int8_t *xc = x + (m / mg) * g->in_h * g->in_w;
+            for (py = 0; py < ph; ++py) {
+                const int32_t iy = py - g->pad_top;
+                for (px = 0; px < pw; ++px) {
+                    const int32_t ix = px - g->pad_left;
+                    plane[py * pw + px] = (int16_t)(iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
+                                                        ? xc[iy * g->in_w + ix] - q->in_zp : 0);
+                }
+            }
+        }
+        for (ky = 0; ky < g->k_h; ++ky) {
+            for (j = 0; j < pairs; ++j) {
+                wp[ky * pairs + j] = ef_pack16(ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + 2 * j),
+                                               ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + 2 * j + 1));
+            }
+            wl[ky] = odd ? ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + g->k_w - 1) : 0;
+        }
+        for (oy = 0; oy < g->out_h; ++oy) {
+            for (ox = 0; ox < g->out_w; ++ox) {
+                const int16_t *r = plane + oy * g->stride_h * pw + ox * g->stride_w;
+                int32_t acc = b;
+                for (ky = 0; ky < g->k_h; ++ky, r += g->dil_h * pw) {
+                    const int32_t *wk = wp + ky * pairs;
+                    for (j = 0; j < pairs; ++j) {
+                        const int32_t v = dw == 1 ? (int32_t)ef_ld32(r + 2 * j)
+                                                  : ef_pack16(r[2 * j * dw], r[(2 * j + 1) * dw]);
+                        acc = __smlad(wk[j], v, acc);
+                    }
+                    acc += odd ? wl[ky] * r[(g->k_w - 1) * dw] : 0;
+                }
+                y[(m * g->out_h + oy) * g->out_w + ox] = ef_requantize(acc, rm, rs, single_rounding, q);
+            }
+        }
+    }
+}
+
+void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w, int32_t w_bits,
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+             int32_t single_rounding) {
+    if (g->groups == 1) {
+        ef_conv_im2col(x, y, g, q, w, w_bits, bias, mult, shift, per_channel, single_rounding);
+    } else if (g->groups == g->in_c && g->k_h * g->k_w <= EF_DW_MAX_TAPS) {
+        ef_conv_depthwise(x, y, g, q, w, w_bits, bias, mult, shift, per_channel, single_rounding);
+    } else {
+        ef_conv_portable(x, y, g, q, w, w_bits, bias, mult, shift, per_channel, single_rounding);
+    }
+}
+
 void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
-                        const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                        int32_t per_channel, int32_t single_rounding) {
+                        const int8_t *w, int32_t w_bits, const int32_t *bias, const int32_t *mult,
+                        const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
+    int16_t col[k];
+    int32_t acc[4];
+    int32_t r, i, j;
+    for (r = 0; r < rows; ++r) {
+        for (i = 0; i < k; ++i) {
+            col[i] = (int16_t)(x[r * k + i] - q->in_zp);
+        }
+        ef_reorder(col, k);
+        for (j = 0; j < n; j += 2) {
+            ef_dot_pair(col, 0, w, w_bits, n, k, j, acc);
+            ef_store_pair(y + r * n, 1, 0, 0, n, j, acc, q, bias, mult, shift, per_channel, single_rounding);
+        }
+    }
+}
+#else
+void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w, int32_t w_bits,
+             const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
+             int32_t single_rounding) {
+    ef_conv_portable(x, y, g, q, w, w_bits, bias, mult, shift, per_channel, single_rounding);
+}
+
+void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
+                        const int8_t *w, int32_t w_bits, const int32_t *bias, const int32_t *mult,
+                        const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
     int32_t r, j, i;
     for (r = 0; r < rows; ++r) {
         const int8_t *xr = x + r * k;
@@ -147,13 +478,14 @@ void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int
             const int8_t *wj = w + j * k; /* weights stored (N, K) */
             int32_t acc = bias ? bias[j] : 0;
             for (i = 0; i < k; ++i) {
-                acc += ((int32_t)xr[i] - q->in_zp) * (int32_t)wj[i];
+                acc += ((int32_t)xr[i] - q->in_zp) * (w_bits == 8 ? (int32_t)wj[i] : ef_weight(w, w_bits, n, k, j, i));
             }
             y[r * n + j] = ef_requantize(acc, per_channel ? mult[j] : mult[0], per_channel ? shift[j] : shift[0],
                                          single_rounding, q);
         }
     }
 }
+#endif
 
 void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
             int32_t act_min, int32_t act_max) {

@@ -25,13 +25,20 @@ typedef struct {
 
 int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32_t shift);
 
-/* Weights (M, C/groups, KH, KW); single_rounding: LiteRT's FULLY_CONNECTED rounding (once, half away). */
-void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
+/* Weights as an (M, K) matrix, w_bits (8, 4 or 2) bits each: 8 -> int8 row-major; 4 or 2 -> two or four
+ * values a byte (two's complement, row m + j of a group of 8 / w_bits rows in bits j * w_bits up of
+ * byte (m / group) * K + k), the last M mod group rows one flat stream (value i in bits (i mod group)
+ * * w_bits of byte i / group); ceil(M * K * w_bits / 8) bytes in all. */
+
+/* Weights (M, C/groups, KH, KW) as above (K = C/groups * KH * KW); single_rounding: LiteRT's
+ * FULLY_CONNECTED rounding (once, half away). Cortex-M4 (__ARM_FEATURE_DSP): SIMD kernels for groups == 1
+ * and depthwise convolutions. */
+void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w, int32_t w_bits,
              const int32_t *bias, const int32_t *mult, const int32_t *shift, int32_t per_channel,
              int32_t single_rounding);
-/* Weights stored (N, K). */
+/* Weights stored (N, K) as above. */
 void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
-                        const int8_t *w, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                        const int8_t *w, int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                         int32_t per_channel, int32_t single_rounding);
 /* rq: {m_a, shift_a, m_b, shift_b, m_out, shift_out}, zp: {zp_a, zp_b, zp_out}. */
 void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int32_t *rq, const int32_t *zp,
