@@ -159,7 +159,8 @@ def check(cfg: Config, state: State) -> None:
         for point, head in zip(system.exits, system.heads):
             if any(isinstance(m, (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)) for m in head.modules()):
                 raise ConfigError("exits", f"exit point {point!r}: its feature map does not divide into the head's "
-                                           "pooling bins (4 positions, 2 x 2); int8 heads (quantize) need equal windows")
+                                           "pooling bins (4 positions, 2 x 2); int8 heads (quantize) need equal "
+                                           "windows")
 
 
 def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list, dict, dict]:
@@ -173,11 +174,12 @@ def _big_little(cfg: Config, state: State, ctx: StageContext) -> tuple[Any, list
         fit(little, sub, cfg)
     parts = [little, state.copy_model()]
     if cfg.quantize is not None:   # post-training int8 parts: calibration then sees int8 scores
+        from edgeflow.methods.adaptive.int8 import CALIBRATION_BATCHES
         from edgeflow.methods.quantization import calibrate, freeze_observers, quantize_model
 
         parts = [quantize_model(p, state.input_shape, quant_config(cfg.quantize, "quantize")) for p in parts]
         for part in parts:
-            calibrate(part, ctx.data.train_dataloader(), 8)
+            calibrate(part, ctx.data.train_dataloader(), CALIBRATION_BATCHES)
             freeze_observers(part)
     return BigLittle(parts, cfg.measure), [blueprint_of(p) for p in parts], {}, {}
 

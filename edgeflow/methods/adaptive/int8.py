@@ -22,7 +22,7 @@ from torch import nn
 
 from edgeflow.methods.adaptive.system import BigLittle, EarlyExit
 
-CALIBRATION_BATCHES = 8  # = big_little's PTQ
+CALIBRATION_BATCHES = 8  # training batches every int8 part is calibrated on (big/little too)
 
 
 class WidthModels(BigLittle):
@@ -90,10 +90,10 @@ def output_quantizer(model: nn.Module) -> nn.Module:
 
 def input_quantizer(model: nn.Module) -> nn.Module:
     """The quantizer of a quantized model's graph input (``quantize_model``'s ``input_quant``)."""
-    placeholder = next(n for n in model.graph.nodes if n.op == "placeholder")
-    users = list(placeholder.users)
     from edgeflow import graph as G
 
+    placeholder = next(n for n in model.graph.nodes if n.op == "placeholder")
+    users = list(placeholder.users)
     if len(users) != 1 or not G.is_quantizer(G.module_of(model, users[0])):
         raise ValueError("the model's input is not quantized once (quantize_model with act_bits 32?)")
     return G.module_of(model, users[0])
