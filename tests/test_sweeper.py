@@ -2,24 +2,32 @@
 objectives over lr × weight_bits, 4 trials as 4 joblib jobs on 2 workers against the default SQLite
 MLflow store, then a rerun that resumes the study up to 8; the study's best trials carry the MLflow
 runs' metrics; ``edgeflow-report`` on that experiment writes PNGs and a self-contained HTML page;
-an unknown objective metric stops the sweep before its first trial."""
+an unknown objective metric stops the sweep before its first trial; trials a killed sweep left RUNNING
+are failed and run again."""
 
 from __future__ import annotations
 
 import base64
 import csv
 import io
+import os
 import re
+import socket
 import subprocess
+import sys
 from html.parser import HTMLParser
 from pathlib import Path
 
 import optuna
 import pytest
+from hydra.core.utils import JobReturn, JobStatus
 from mlflow.tracking import MlflowClient
+from omegaconf import OmegaConf
+from optuna.distributions import FloatDistribution
 
 from cli_helpers import project_env
 from conftest import BIN, tracking_uri
+from hydra_plugins.edgeflow_optuna_sweeper.sweeper import OptunaSweeper
 from test_cache import TINY
 from tasks.report_app import main as report_main
 
@@ -122,3 +130,48 @@ def test_unknown_objective_metric_stops_before_the_first_trial(tmp_path: Path) -
         "edgeflow: config error: optimize.1: unknown metric 'latancy_ms' (did you mean 'latency_ms'?); "
         "a metric of your own stage goes into hydra.sweeper.extra_metrics"]
     assert not (tmp_path / "optuna.db").exists() and not list(tmp_path.glob("multirun/*/*/*"))
+
+
+class _RecordingLauncher:
+    """Runs no job: records each job's overrides and the study's RUNNING trials at launch; every job returns 90."""
+
+    def __init__(self, study_name: str, storage: str) -> None:
+        self.study_name, self.storage = study_name, storage
+        self.launched: list[list[str]] = []
+        self.running: list[dict] = []
+
+    def launch(self, overrides: list[list[str]], initial_job_idx: int) -> list[JobReturn]:
+        study = optuna.load_study(study_name=self.study_name, storage=self.storage)
+        self.running += [t.user_attrs for t in study.get_trials(states=(optuna.trial.TrialState.RUNNING,))]
+        self.launched += overrides
+        return [JobReturn(overrides=o, status=JobStatus.COMPLETED, _return_value=90.0) for o in overrides]
+
+
+def test_trials_a_killed_sweep_left_running_are_failed_and_run_again(tmp_path: Path) -> None:
+    """A trial whose owner process is gone (hand-written owner attributes, as a SIGKILLed sweep leaves
+    them) is marked FAIL and its parameters are the next trial's; another tool's trial is left alone;
+    the sweeper owns the trials it runs."""
+    storage, lr = f"sqlite:///{tmp_path / 'optuna.db'}", FloatDistribution(1e-3, 1e-1, log=True)
+    study = optuna.create_study(study_name="killed", storage=storage, direction="maximize")
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid names no process any more
+    orphan = study.ask({"stages.train.lr": lr})
+    for key, value in {"edgeflow.host": socket.gethostname(), "edgeflow.pid": str(dead.pid),
+                       "edgeflow.pid_start": ""}.items():
+        orphan.set_user_attr(key, value)
+    study.ask({"stages.train.lr": lr})  # no owner attributes: another tool's trial
+    sweeper = OptunaSweeper(n_trials=1, n_jobs=1, sampler="random", seed=0, storage=storage, study_name="killed",
+                            params=None, extra_metrics=None)
+    sweeper.config = OmegaConf.create({"name": "quickstart", "stages": {"evaluate": {}},
+                                       "hydra": {"sweep": {"dir": str(tmp_path / "sweep")}}})
+    sweeper.launcher = launcher = _RecordingLauncher("killed", storage)
+    sweeper.sweep(["stages.train.lr=tag(log, interval(1e-3, 1e-1))"])
+
+    lr_value = orphan.params["stages.train.lr"]
+    assert launcher.launched == [[f"stages.train.lr={lr_value!r}"]]  # the orphan's point, once: n_trials=1 reached
+    trials = optuna.load_study(study_name="killed", storage=storage).trials
+    assert [t.state.name for t in trials] == ["FAIL", "RUNNING", "COMPLETE"]
+    assert trials[0].user_attrs["edgeflow.error"].startswith(f"orphaned: its process {dead.pid} on ")
+    assert trials[2].params == {"stages.train.lr": lr_value} and trials[2].user_attrs["edgeflow.retry_of"] == 0
+    assert trials[2].values == [90.0] and trials[2].user_attrs["edgeflow.pid"] == str(os.getpid())
+    assert [attrs.get("edgeflow.pid") for attrs in launcher.running] == [None, str(os.getpid())]  # while it ran

@@ -196,3 +196,41 @@ def test_no_parent_run_without_tracking(tmp_path: Path) -> None:
     (sweep_dir,) = (tmp_path / "multirun" / "quickstart").iterdir()
     assert (sweep_dir / "0" / "summary.json").exists()
     assert SweepParent.read(sweep_dir) is None and not (tmp_path / "mlflow.db").exists()
+
+
+def test_an_optuna_sweeps_parent_run_is_owned_and_closed_once_its_process_died(_session_home: Path) -> None:
+    """The sweep's parent run (``SweepParentCallback``, whatever the sweeper) carries its owner and
+    heartbeat like any run: alive it stays RUNNING; its process gone, the next run of the experiment
+    marks it KILLED."""
+    import atexit
+    import socket
+
+    import edgeflow
+    from edgeflow.tracking.mlflow_run import MlflowRun
+    from edgeflow.tracking.sweep import SweepParentCallback
+
+    uri = tracking_uri(_session_home)  # the session's store: migrated once for every test that shares it
+    config = edgeflow.compose(["recipe=quickstart", f"tracking.uri={uri}", "tracking.experiment=owned_sweep"])
+    sweep_dir = _session_home / "multirun" / "owned_sweep"
+    OmegaConf.set_struct(config, False)
+    config.hydra = {"sweep": {"dir": str(sweep_dir)}, "overrides": {"task": ["stages.train.lr=interval(0.001,0.1)"]},
+                    "sweeper": {"_target_": "hydra_plugins.edgeflow_optuna_sweeper.sweeper.OptunaSweeper"}}
+    callback = SweepParentCallback()
+    callback.on_multirun_start(config)
+    atexit.unregister(callback._close)  # this test plays the sweep's death
+    parent_id = SweepParent.read(sweep_dir).run_id
+    client = MlflowClient(uri)
+    tags = client.get_run(parent_id).data.tags
+    assert (tags["edgeflow.host"], tags["edgeflow.pid"]) == (socket.gethostname(), str(os.getpid()))
+    MlflowRun.start(uri, "owned_sweep", "next", {}).finish()
+    assert client.get_run(parent_id).info.status == "RUNNING"  # its process (this one) is alive
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # as if the sweep had been SIGKILLed: its owner pid names no process any more
+    client.set_tag(parent_id, "edgeflow.pid", str(dead.pid))
+    client.set_tag(parent_id, "edgeflow.pid_start", "")
+    MlflowRun.start(uri, "owned_sweep", "next", {}).finish()
+    closed = client.get_run(parent_id)
+    assert closed.info.status == "KILLED"
+    assert closed.data.tags["edgeflow.error"].startswith(f"orphaned: its process {dead.pid} on ")
+    MlflowRun.attach(uri, parent_id).finish(KeyboardInterrupt())  # stops its heartbeat; stays KILLED

@@ -7,7 +7,8 @@ While a process has runs open, a daemon thread refreshes their tag ``edgeflow.he
 seconds) every ``HEARTBEAT_S``. ``close_orphans`` marks KILLED, with tag ``edgeflow.error`` saying
 why, every RUNNING run of an experiment whose owner is gone: on this host, its process no longer
 exists; on another host, its heartbeat is older than ``STALE_S``. Runs without an owner tag (made
-by other tools) are left alone.
+by other tools) are left alone. The Optuna sweeper (``hydra_plugins.edgeflow_optuna_sweeper``) gives
+its trials the same owner and heartbeat (as user attributes) and asks ``orphan_reason`` about them.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ import socket
 import threading
 import time
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
-__all__ = ["HEARTBEAT_S", "STALE_S", "owner_tags", "close_orphans", "Heartbeat"]
+__all__ = ["HEARTBEAT_S", "STALE_S", "owner_tags", "orphan_reason", "close_orphans", "Heartbeat"]
 
 HEARTBEAT_S = 60.0
 #: a run on another host whose heartbeat is this old is orphaned (ten missed beats)
@@ -54,16 +56,17 @@ def _alive(pid: int, started: str) -> bool:
     return not (started and now and now != started)
 
 
-def _orphan_reason(tags: dict[str, str], start_ms: int) -> str | None:
-    """Why a RUNNING run with these tags is orphaned, or None when its owner may be alive."""
-    host, pid = tags.get(HOST), tags.get(PID, "")
+def orphan_reason(tags: Mapping[str, Any], started_s: float) -> str | None:
+    """Why a RUNNING run (or trial) with these owner tags, started at Unix time ``started_s``, is
+    orphaned, or None when its owner may be alive or it has no owner tags."""
+    host, pid = tags.get(HOST), str(tags.get(PID, ""))
     if host is None or not pid.isdigit():
         return None
     if host == socket.gethostname():
         if _alive(int(pid), tags.get(PID_START, "")):
             return None
         return f"its process {pid} on {host} ended without closing it (killed or crashed)"
-    beat = float(tags.get(BEAT, start_ms / 1000))
+    beat = float(tags.get(BEAT, started_s))
     if time.time() - beat <= STALE_S:
         return None
     return f"no heartbeat from process {pid} on {host} for {time.time() - beat:.0f} s"
@@ -75,7 +78,7 @@ def close_orphans(client: Any, experiment_id: str) -> list[str]:
     runs = client.search_runs([experiment_id], filter_string="attributes.status = 'RUNNING'", max_results=5000)
     closed = []
     for run in runs:
-        reason = _orphan_reason(run.data.tags, run.info.start_time or 0)
+        reason = orphan_reason(run.data.tags, (run.info.start_time or 0) / 1000)
         if reason is None:
             continue
         client.set_tag(run.info.run_id, "edgeflow.error", f"orphaned: {reason}; marked KILLED by process "
@@ -86,7 +89,8 @@ def close_orphans(client: Any, experiment_id: str) -> list[str]:
 
 
 class Heartbeat:
-    """The runs this process has open, and the daemon thread that beats for them every ``HEARTBEAT_S``."""
+    """The runs this process has open, and the daemon thread that beats for them every ``HEARTBEAT_S``
+    (``client.set_tag(run_id, "edgeflow.heartbeat", <Unix seconds>)``: any object with that method)."""
 
     def __init__(self) -> None:
         self._runs: dict[str, Any] = {}  # run id -> client

@@ -4,8 +4,10 @@ Each round asks the study for ``n_jobs`` trials (``Study.ask`` with the search s
 overrides to the configured launcher (basic, joblib, submitit...) and tells the study each job's
 return value — the app's ``optimize`` objectives — or FAIL when a job failed or returned NaN. A
 trial records the job's MLflow run id and run folder (user attributes ``mlflow_run_id``,
-``run_dir``, read from the job's ``summary.json``). The study lives in ``storage`` (RDB), so a
-rerun of the same command resumes it and several sweeps (processes, machines) may share it.
+``run_dir``, read from the job's ``summary.json``) and, while its job runs, its owner and heartbeat
+(``owners``). The study lives in ``storage`` (RDB), so a rerun of the same command resumes it and
+several sweeps (processes, machines) may share it; trials a killed sweep left RUNNING are failed and
+run again.
 The objectives are checked before the first trial: a malformed one or an unknown metric name is
 one line on stderr and exit status 2. At the end the best trials (the Pareto front with several
 objectives) are printed and written to ``<sweep dir>/optimization_results.yaml``.
@@ -127,6 +129,7 @@ class OptunaSweeper(Sweeper):
         """Run trials until the study holds ``n_trials`` finished ones; returns the best trials."""
         from optuna.trial import TrialState
 
+        from hydra_plugins.edgeflow_optuna_sweeper.owners import close_orphaned, is_orphaned, own, release
         from hydra_plugins.edgeflow_optuna_sweeper.space import SpaceError, search_space
 
         assert self.config is not None
@@ -138,18 +141,26 @@ class OptunaSweeper(Sweeper):
         if not space:
             _exit("hydra.sweeper.params: the search space is empty; give e.g. 'stages.train.lr=interval(1e-4,1e-1)'")
         study = self._study(goals, space, fixed)
-        finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)]
+        retried = close_orphaned(study)
+        if retried:
+            log.warning("optuna study %s: trial(s) %s of a sweep that died marked FAIL and queued again",
+                        study.study_name, ", ".join(map(str, retried)))
+        finished = [t for t in study.trials if t.state in (TrialState.COMPLETE, TrialState.FAIL, TrialState.PRUNED)
+                    and not is_orphaned(t)]
         self.job_idx = len(study.trials)
         log.info("optuna study %s (%s): %d of %d trials done", study.study_name, study._storage.__class__.__name__,
                  len(finished), self.n_trials)
         remaining = self.n_trials - len(finished)
         while remaining > 0:
             batch = [study.ask(space) for _ in range(min(self.n_jobs, remaining))]
+            for trial in batch:
+                own(trial)
             overrides = [[*fixed, *(f"{k}={_fmt(v)}" for k, v in trial.params.items())] for trial in batch]
             returns = self.launcher.launch(overrides, initial_job_idx=self.job_idx)
             self.job_idx += len(batch)
             for trial, ret in zip(batch, returns):
                 self._tell(study, trial, ret, len(goals))
+                release(trial)
             remaining -= len(batch)
         return self._report(study, goals)
 
