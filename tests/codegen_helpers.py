@@ -34,6 +34,21 @@ def project(name: str, folder: Path):
     return program, generate(program, out), out
 
 
+def quantized_export(net, shape: tuple[int, ...], weight_bits: int, path: Path) -> Path:
+    """``net`` (eval mode) quantized by edgeflow at ``weight_bits`` (W<bits>A8), calibrated on seeded random
+    data, observers frozen, exported as QDQ ONNX to ``path``."""
+    import torch
+
+    from edgeflow.export.qdq import export_qdq
+    from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quantize_model
+
+    torch.manual_seed(0)
+    quantized = quantize_model(net.eval(), shape, QuantConfig(weight_bits=weight_bits))
+    calibrate(quantized, [(torch.randn(16, *shape), None) for _ in range(4)], 4)
+    freeze_observers(quantized)
+    return export_qdq(quantized, shape, path)
+
+
 def runtime_io(program, model, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     from edgeflow.codegen.verify import runtime_io as io
 

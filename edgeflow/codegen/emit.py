@@ -54,6 +54,8 @@ def _header(model: CModel, source: str) -> str:
 #define MODEL_OUTPUT_ZERO_POINT {zo}
 #define MODEL_ARENA_BYTES {model.arena_bytes}
 #define MODEL_MACS {model.macs}
+/* Stack bytes of the largest scratch array of the Cortex-M4 DSP kernels (im2col columns, padded planes). */
+#define MODEL_DSP_STACK_BYTES {model.dsp_stack_bytes}
 
 /* Runs one inference: input[MODEL_INPUT_SIZE] -> output[MODEL_OUTPUT_SIZE]. Returns 0. Not reentrant. */
 int model_run(const int8_t *input, int8_t *output);

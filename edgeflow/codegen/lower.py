@@ -77,6 +77,7 @@ class CModel:
     descriptors: list[str] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     macs: int = 0
+    dsp_stack_bytes: int = 0
 
     @property
     def input_size(self) -> int:
@@ -126,6 +127,7 @@ class _Lowering:
         self.descriptors: list[str] = []
         self.calls: list[str] = []
         self.macs = 0
+        self.dsp_stack = 0
 
     # ------------------------------------------------------------------ helpers
     def buf(self, name: str) -> str:
@@ -194,7 +196,8 @@ class _Lowering:
         return CModel(x, y, tuple(self.shapes[x]), tuple(self.shapes[y]),
                       (float(in_spec.scale or 0.0), int(in_spec.zero_point or 0)),
                       (float(out_spec.scale or 0.0), int(out_spec.zero_point or 0)),
-                      self.arena, self.offset[x], self.offset[y], self.arrays, self.descriptors, self.calls, self.macs)
+                      self.arena, self.offset[x], self.offset[y], self.arrays, self.descriptors, self.calls, self.macs,
+                      self.dsp_stack)
 
     def quant_desc(self, i: int | str, in_zp: int, out_zp: int, act: tuple[int, int]) -> str:
         self.descriptors.append(f"static const ef_quant q{i} = {{{in_zp}, {out_zp}, {act[0]}, {act[1]}}};")
@@ -261,6 +264,7 @@ class _Lowering:
             kernel, strides, dil, pads = (1,) + kernel, (1,) + strides, (1,) + dil, (0, pads[0], 0, pads[1])
         m, s, flags, act = self.requant_arrays(node, i)
         g = self.geom_desc(i, cin, cout, kernel, strides, dil, (pads[0], pads[1]), int(at["group"]))
+        self.dsp_stack = max(self.dsp_stack, dsp_conv_scratch(cin, cout, kernel, strides, dil, int(at["group"])))
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
         wn, bits = self.weight_array(node, i, w)
         self.macs += int(np.prod(cout)) * int(np.prod(w.shape[1:]))
@@ -279,6 +283,7 @@ class _Lowering:
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
         wn, bits = self.weight_array(node, i, np.ascontiguousarray(w.T))  # stored (N, K): contiguous dot products
         self.macs += rows * k * n
+        self.dsp_stack = max(self.dsp_stack, 2 * k)  # the int16 input row
         self.calls.append(f"    ef_fully_connected({self.buf(x)}, {self.buf(y)}, {rows}, {k}, {n}, {q}, {wn}, {bits}, "
                           f"{self.bias(node, i)}, {m}, {s}, {flags});")
 
@@ -518,6 +523,19 @@ def hard_swish_params(node: Node) -> tuple[int, int, int, int, int, int]:
     return int(at["in_zero_point"]), int(at["out_zero_point"]), out_m, out_e, relu_m, relu_e
 
 
+def dsp_conv_scratch(cin: tuple[int, int, int], cout: tuple[int, int, int], kernel: tuple[int, int],
+                     strides: tuple[int, int], dil: tuple[int, int], groups: int) -> int:
+    """Stack bytes of the Cortex-M4 DSP conv kernel's scratch (``kernels.c``): two int16 im2col columns
+    (groups 1), one zero-padded int16 input plane and a zero (depthwise up to 64 taps), else none."""
+    if groups == 1:
+        return 4 * cin[0] * kernel[0] * kernel[1]
+    if groups == cin[0] and kernel[0] * kernel[1] <= 64:
+        rows = (cout[1] - 1) * strides[0] + (kernel[0] - 1) * dil[0] + 1
+        cols = (cout[2] - 1) * strides[1] + (kernel[1] - 1) * dil[1] + 1
+        return 2 * (rows * cols + 1)
+    return 0
+
+
 def storage_bits(weight_bits: int, w: np.ndarray) -> int:
     """Bits a weight is stored in: 2 or 4 where ``weight_bits`` is at most that and every value fits
     that two's complement width (uniform 2-, 3-, 4-bit weights; not binary or power-of-two codes), else 8."""
@@ -539,7 +557,7 @@ def pack_weights(w: np.ndarray, bits: int) -> np.ndarray:
     codes = (w.astype(np.int32) & ((1 << bits) - 1)).astype(np.uint32)
     full = len(w) - len(w) % per
     shifts = (np.arange(per, dtype=np.uint32) * bits)
-    grouped = (codes[:full].reshape(full // per, per, -1) << shifts[None, :, None]).sum(axis=1).reshape(-1)
+    grouped = (codes[:full].reshape(full // per, per, w.shape[1]) << shifts[None, :, None]).sum(axis=1).reshape(-1)
     rest = codes[full:].reshape(-1)
     rest = np.concatenate([rest, np.zeros(-len(rest) % per, dtype=np.uint32)]).reshape(-1, per)
     flat = (rest << shifts[None, :]).sum(axis=1)

@@ -11,21 +11,19 @@ static int32_t ef_clip(int64_t v, int32_t lo, int32_t hi) {
     return v < lo ? lo : (v > hi ? hi : (int32_t)v);
 }
 
-/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2**31), half away from zero. */
+/* gemmlowp SaturatingRoundingDoublingHighMul: round(a * b / 2**31), half away from zero. gemmlowp adds
+ * 2**30 (1 - 2**30 below zero) and divides, truncating; for a negative product that is the floor of
+ * (ab + 2**30) / 2**31 too, so one arithmetic shift serves both signs. */
 static int32_t ef_srdhm(int32_t a, int32_t b) {
-    int64_t ab;
-    int64_t nudge;
     if (a == INT32_MIN && b == INT32_MIN) {
         return INT32_MAX;
     }
-    ab = (int64_t)a * (int64_t)b;
-    nudge = ab >= 0 ? ((int64_t)1 << 30) : (1 - ((int64_t)1 << 30));
-    return (int32_t)((ab + nudge) / ((int64_t)1 << 31));
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 30)) >> 31);
 }
 
 /* gemmlowp RoundingDivideByPOT: x / 2**exponent, rounding half away from zero. */
 static int32_t ef_rdbpot(int32_t x, int32_t exponent) {
-    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
+    const int32_t mask = (int32_t)((1u << exponent) - 1u); /* exponent <= 31 */
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -197,12 +195,31 @@ static uint32_t ef_ld32(const void *p) {
     return v;
 }
 
-static uint32_t ef_ror8(uint32_t v) {
-    return (v >> 8) | (v << 24);
+/* SXTB16 of v rotated right by 8 (bytes 1 and 3): one instruction; ACLE has no rotated form. */
+static int32_t ef_sxtb16_ror8(uint32_t v) {
+    int32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(v));
+    return r;
 }
 
 static int32_t ef_pack16(int32_t lo, int32_t hi) {
     return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
+}
+
+/* ef_requantize for the usual case, inlined: a right shift (shift <= 0), double rounding. The product
+ * is clamped to 10 bits before the zero point is added (beyond that every int8 result saturates). */
+static inline __attribute__((always_inline)) int8_t ef_requant_fast(int32_t acc, int32_t m, int32_t s,
+                                                                     int32_t single_rounding, const ef_quant *q) {
+    int32_t v, mask, rem;
+    if (s > 0 || single_rounding) {
+        return ef_requantize(acc, m, s, single_rounding, q);
+    }
+    v = (int32_t)(((int64_t)acc * m + ((int64_t)1 << 30)) >> 31); /* ef_srdhm: m >= 0 never saturates */
+    mask = (int32_t)((1u << -s) - 1u);                           /* ef_rdbpot */
+    rem = v & mask;
+    v = (v >> -s) + (rem > (mask >> 1) + (v < 0));
+    v = __ssat(v, 10) + q->out_zp;
+    return (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
 }
 
 /* Reorders each full group of 4 int16 values (0, 1, 2, 3) -> (0, 2, 1, 3): the lanes SXTB16 gives a
@@ -229,8 +246,9 @@ static inline __attribute__((always_inline)) void ef_mac_loop(const int16_t *c0,
                                                               const int8_t *w0, const int8_t *w1, int32_t n4,
                                                               int32_t sh0, int32_t sh1, uint32_t mask,
                                                               int32_t packed, int32_t two, int32_t *acc) {
+    const int16_t *end = c0 + 4 * n4;
     int32_t a00 = 0, a01 = 0, a10 = 0, a11 = 0;
-    for (; n4 > 0; --n4) {
+    while (c0 < end) {
         uint32_t u, v;
         int32_t u02, u13, v02, v13, lo, hi;
         if (packed) {
@@ -244,9 +262,9 @@ static inline __attribute__((always_inline)) void ef_mac_loop(const int16_t *c0,
         }
         w0 += 4;
         u02 = __sxtb16((int32_t)u);
-        u13 = __sxtb16((int32_t)ef_ror8(u));
+        u13 = ef_sxtb16_ror8(u);
         v02 = __sxtb16((int32_t)v);
-        v13 = __sxtb16((int32_t)ef_ror8(v));
+        v13 = ef_sxtb16_ror8(v);
         lo = (int32_t)ef_ld32(c0);
         hi = (int32_t)ef_ld32(c0 + 2);
         c0 += 4;
@@ -329,20 +347,32 @@ static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w, i
 /* im2col: col[k] = x - in_zp (0 on padding) for the taps k = (c, ky, kx) of output pixel (oy, ox), reordered. */
 static void ef_im2col(const int8_t *x, const ef_geom *g, int32_t in_zp, int32_t oy, int32_t ox, int16_t *col) {
     const int32_t by = oy * g->stride_h - g->pad_top, bx = ox * g->stride_w - g->pad_left;
-    int16_t *o = col;
-    int32_t c, ky, kx;
-    for (c = 0; c < g->in_c; ++c) {
-        const int8_t *xc = x + c * g->in_h * g->in_w;
-        for (ky = 0; ky < g->k_h; ++ky) {
-            const int32_t iy = by + ky * g->dil_h;
-            const int32_t row_ok = iy >= 0 && iy < g->in_h;
-            for (kx = 0; kx < g->k_w; ++kx) {
-                const int32_t ix = bx + kx * g->dil_w;
-                *o++ = (int16_t)(row_ok && ix >= 0 && ix < g->in_w ? xc[iy * g->in_w + ix] - in_zp : 0);
+    const int32_t plane = g->in_h * g->in_w, taps = g->k_h * g->k_w, dil_w = g->dil_w;
+    int32_t c, ky, kx, ky0, ky1, kx0, kx1;
+    ef_valid_taps(by, g->dil_h, g->k_h, g->in_h, &ky0, &ky1);
+    ef_valid_taps(bx, dil_w, g->k_w, g->in_w, &kx0, &kx1);
+    if (ky1 - ky0 < g->k_h || kx1 - kx0 < g->k_w) { /* a window over the padding */
+        memset(col, 0, (size_t)(g->in_c * taps) * sizeof(int16_t));
+    }
+    if (taps == 1) { /* pointwise */
+        if (ky1 > ky0 && kx1 > kx0) {
+            const int8_t *xp = x + by * g->in_w + bx;
+            for (c = 0; c < g->in_c; ++c) {
+                col[c] = (int16_t)(xp[c * plane] - in_zp);
+            }
+        }
+    } else {
+        for (c = 0; c < g->in_c; ++c) {
+            for (ky = ky0; ky < ky1; ++ky) {
+                const int8_t *xr = x + c * plane + (by + ky * g->dil_h) * g->in_w + bx;
+                int16_t *o = col + c * taps + ky * g->k_w;
+                for (kx = kx0; kx < kx1; ++kx) {
+                    o[kx] = (int16_t)(xr[kx * dil_w] - in_zp);
+                }
             }
         }
     }
-    ef_reorder(col, g->in_c * g->k_h * g->k_w);
+    ef_reorder(col, g->in_c * taps);
 }
 
 /* Stores acc (+ bias) of rows m, m + 1 (m + 1 < rows) at y[row * stride + col], columns col, col + 1 (two). */
@@ -353,8 +383,8 @@ static void ef_store_pair(int8_t *y, int32_t stride, int32_t col, int32_t two, i
     for (j = 0; j < 2 && m + j < rows; ++j) {
         const int32_t r = m + j, b = bias ? bias[r] : 0;
         for (i = 0; i <= two; ++i) {
-            y[r * stride + col + i] = ef_requantize(acc[2 * j + i] + b, per_channel ? mult[r] : mult[0],
-                                                    per_channel ? shift[r] : shift[0], single_rounding, q);
+            y[r * stride + col + i] = ef_requant_fast(acc[2 * j + i] + b, per_channel ? mult[r] : mult[0],
+                                                      per_channel ? shift[r] : shift[0], single_rounding, q);
         }
     }
 }
@@ -380,53 +410,76 @@ static void ef_conv_im2col(const int8_t *x, int8_t *y, const ef_geom *g, const e
     }
 }
 
-/* Depthwise (one input channel per group): each input channel as a zero-padded int16 plane of x - in_zp,
- * then per output pixel and kernel row, pairs of taps by SMLAD (an odd last tap by a multiply). */
+/* Channel xc as a zero-padded int16 plane of x - in_zp: ph x pw values, plus one zero (read by the odd
+ * last tap pair). */
+static void ef_dw_plane(const int8_t *xc, const ef_geom *g, int32_t in_zp, int32_t ph, int32_t pw, int16_t *plane) {
+    const int32_t px0 = g->pad_left, px1 = g->pad_left + g->in_w < pw ? g->pad_left + g->in_w : pw;
+    int32_t py, px;
+    memset(plane, 0, (size_t)(ph * pw + 1) * sizeof(int16_t));
+    for (py = 0; py < ph; ++py) {
+        const int32_t iy = py - g->pad_top;
+        if (iy >= 0 && iy < g->in_h) {
+            const int8_t *xr = xc + iy * g->in_w - g->pad_left;
+            for (px = px0; px < px1; ++px) {
+                plane[py * pw + px] = (int16_t)(xr[px] - in_zp);
+            }
+        }
+    }
+}
+
+/* Depthwise (one input channel per group): each input channel as a zero-padded int16 plane, then per
+ * output pixel and kernel row, pairs of taps by SMLAD (an odd last tap paired with a zero weight); 3x3
+ * kernels without horizontal dilation keep their six weight pairs in registers. */
 static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
                               int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
                               int32_t per_channel, int32_t single_rounding) {
-    const int32_t mg = g->out_c / g->in_c, taps = g->k_h * g->k_w, pairs = g->k_w / 2, odd = g->k_w & 1;
+    const int32_t mg = g->out_c / g->in_c, taps = g->k_h * g->k_w, pairs = (g->k_w + 1) / 2;
     const int32_t ph = (g->out_h - 1) * g->stride_h + (g->k_h - 1) * g->dil_h + 1;
     const int32_t pw = (g->out_w - 1) * g->stride_w + (g->k_w - 1) * g->dil_w + 1;
-    const int32_t dw = g->dil_w;
-    int16_t plane[ph * pw];
-    int32_t wp[EF_DW_MAX_TAPS / 2], wl[EF_DW_MAX_TAPS];
-    int32_t m, py, px, ky, j, oy, ox;
+    const int32_t dw = g->dil_w, row = g->dil_h * pw;
+    int16_t plane[ph * pw + 1];
+    int32_t wp[EF_DW_MAX_TAPS];
+    int32_t m, ky, j, oy, ox;
     for (m = 0; m < g->out_c; ++m) {
         const int32_t b = bias ? bias[m] : 0;
         const int32_t rm = per_channel ? mult[m] : mult[0], rs = per_channel ? shift[m] : shift[0];
-        if (m % mg == 0) { /* a new input channel */
-            const int8_t *xc = x + (m / mg) * g->in_h * g->in_w;
-            for (py = 0; py < ph; ++py) {
-                const int32_t iy = py - g->pad_top;
-                for (px = 0; px < pw; ++px) {
-                    const int32_t ix = px - g->pad_left;
-                    plane[py * pw + px] = (int16_t)(iy >= 0 && iy < g->in_h && ix >= 0 && ix < g->in_w
-                                                        ? xc[iy * g->in_w + ix] - q->in_zp : 0);
-                }
-            }
+        int8_t *ym = y + m * g->out_h * g->out_w;
+        if (m % mg == 0) {
+            ef_dw_plane(x + (m / mg) * g->in_h * g->in_w, g, q->in_zp, ph, pw, plane);
         }
-        for (ky = 0; ky < g->k_h; ++ky) {
+        for (ky = 0; ky < g->k_h; ++ky) { /* (w[ky][2j], w[ky][2j + 1]) pairs, 0 past the row */
             for (j = 0; j < pairs; ++j) {
-                wp[ky * pairs + j] = ef_pack16(ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + 2 * j),
-                                               ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + 2 * j + 1));
+                const int32_t k = ky * g->k_w + 2 * j;
+                wp[ky * pairs + j] = ef_pack16(ef_weight(w, w_bits, g->out_c, taps, m, k),
+                                               2 * j + 1 < g->k_w ? ef_weight(w, w_bits, g->out_c, taps, m, k + 1) : 0);
             }
-            wl[ky] = odd ? ef_weight(w, w_bits, g->out_c, taps, m, ky * g->k_w + g->k_w - 1) : 0;
         }
         for (oy = 0; oy < g->out_h; ++oy) {
-            for (ox = 0; ox < g->out_w; ++ox) {
-                const int16_t *r = plane + oy * g->stride_h * pw + ox * g->stride_w;
-                int32_t acc = b;
-                for (ky = 0; ky < g->k_h; ++ky, r += g->dil_h * pw) {
-                    const int32_t *wk = wp + ky * pairs;
-                    for (j = 0; j < pairs; ++j) {
-                        const int32_t v = dw == 1 ? (int32_t)ef_ld32(r + 2 * j)
-                                                  : ef_pack16(r[2 * j * dw], r[(2 * j + 1) * dw]);
-                        acc = __smlad(wk[j], v, acc);
-                    }
-                    acc += odd ? wl[ky] * r[(g->k_w - 1) * dw] : 0;
+            const int16_t *r = plane + oy * g->stride_h * pw;
+            if (g->k_h == 3 && g->k_w == 3 && dw == 1) {
+                const int32_t a0 = wp[0], a1 = wp[1], a2 = wp[2], a3 = wp[3], a4 = wp[4], a5 = wp[5];
+                for (ox = 0; ox < g->out_w; ++ox, r += g->stride_w) {
+                    int32_t acc = __smlad(a0, (int32_t)ef_ld32(r), b);
+                    acc = __smlad(a1, (int32_t)ef_ld32(r + 2), acc);
+                    acc = __smlad(a2, (int32_t)ef_ld32(r + row), acc);
+                    acc = __smlad(a3, (int32_t)ef_ld32(r + row + 2), acc);
+                    acc = __smlad(a4, (int32_t)ef_ld32(r + 2 * row), acc);
+                    acc = __smlad(a5, (int32_t)ef_ld32(r + 2 * row + 2), acc);
+                    ym[oy * g->out_w + ox] = ef_requant_fast(acc, rm, rs, single_rounding, q);
                 }
-                y[(m * g->out_h + oy) * g->out_w + ox] = ef_requantize(acc, rm, rs, single_rounding, q);
+                continue;
+            }
+            for (ox = 0; ox < g->out_w; ++ox, r += g->stride_w) {
+                int32_t acc = b;
+                for (ky = 0; ky < g->k_h; ++ky) {
+                    const int16_t *rk = r + ky * row;
+                    for (j = 0; j < pairs; ++j) {
+                        const int32_t v = dw == 1 ? (int32_t)ef_ld32(rk + 2 * j)
+                                                  : ef_pack16(rk[2 * j * dw], 2 * j + 1 < g->k_w ? rk[(2 * j + 1) * dw] : 0);
+                        acc = __smlad(wp[ky * pairs + j], v, acc);
+                    }
+                }
+                ym[oy * g->out_w + ox] = ef_requant_fast(acc, rm, rs, single_rounding, q);
             }
         }
     }
