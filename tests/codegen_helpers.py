@@ -27,9 +27,22 @@ def random_inputs(name: str, n: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).normal(0, 1, (n, *ZOO[name][0])).astype(np.float32)
 
 
+_EXPORTS: dict[str, Path] = {}
+
+
+def zoo_export(name: str, folder: Path) -> Path:
+    """Zoo model ``name`` exported int8 (``zoo_qdq_export``, seeded: the same file every time), once per
+    test session: the first caller's ``folder`` holds it, later callers reuse it."""
+    path = _EXPORTS.get(name)
+    if path is None or not path.exists():
+        path = _EXPORTS[name] = zoo_qdq_export(name, folder)
+    return path
+
+
 def project(name: str, folder: Path):
-    """(program, CModel, project folder) of zoo model ``name``, exported int8 and generated into ``folder``."""
-    program = rt.load(zoo_qdq_export(name, folder), rounding="tflm")
+    """(program, CModel, project folder) of zoo model ``name``, exported int8 (once per session) and
+    generated into ``folder``."""
+    program = rt.load(zoo_export(name, folder), rounding="tflm")
     out = folder / f"c_{name}"
     return program, generate(program, out), out
 
