@@ -206,5 +206,5 @@ def test_all_ops_under_qemu_bit_exact_and_sizes(folder):
     sizes = build.section_sizes(folder / "all_arm")
     assert sizes["weights"]["rodata"] == model.weights_bytes == program.flash_bytes
     assert sizes["total"]["bss"] == program.plan_memory().arena_bytes and sizes["total"]["data"] == 0
-    assert 0 < sizes["kernels"]["text"] < 4096
+    assert 0 < sizes["kernels"]["text"] < 10240  # portable + DSP kernels
     assert 168 < run.instructions / len(ref) < 100_000  # 168 outputs per layer; a few hundred instructions each
