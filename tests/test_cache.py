@@ -14,6 +14,7 @@ from mlflow.tracking import MlflowClient
 import edgeflow
 from conftest import tracking_uri
 from edgeflow.cache.store import CacheStore
+from edgeflow.tracking.artifact_links import local_root
 from tasks.cache_app import main as cache_main
 
 #: quickstart in seconds: every stage runs, one epoch each
@@ -60,6 +61,28 @@ def test_target_sweep_shares_target_free_stages_with_identical_metrics_and_histo
         replayed = [(m.step, m.value) for m in client.get_metric_history(second.mlflow_run_id, metric)]
         assert replayed and replayed == [(m.step, m.value) for m in client.get_metric_history(first.mlflow_run_id, metric)]
     assert {k: run.data.metrics[k] for k in final(second.metrics)} == final(second.metrics)
+    assert _artifacts(client, second.mlflow_run_id)["export/model.onnx"].stat().st_ino == \
+        _artifacts(client, first.mlflow_run_id)["export/model.onnx"].stat().st_ino  # a hit's file: linked
+
+    # the first run again: every stage hits, and its artifacts equal to the first run's are hard links
+    # to them (a local store), so it writes only what is its own; it still holds every artifact
+    caplog.clear()
+    third = edgeflow.run(again := edgeflow.compose([*TINY, "hardware=gap9"]))
+    assert cached_stages(caplog) == list(again.stages)
+    ours, theirs = _artifacts(client, third.mlflow_run_id), _artifacts(client, first.mlflow_run_id)
+    assert set(ours) == set(theirs)
+    linked = {path for path, file in ours.items() if file.stat().st_ino == theirs[path].stat().st_ino}
+    written = sorted(set(ours) - linked)
+    assert written == ["config.yaml", "model/MLmodel", "state/state.json", "summary.json"]  # names, times, paths
+    assert sum(ours[path].stat().st_size for path in written) < 0.1 * sum(f.stat().st_size for f in ours.values())
+    onnx = Path(client.download_artifacts(third.mlflow_run_id, "model/model.onnx", str(workdir / "download")))
+    assert onnx.read_bytes() == (third.run_dir / "export" / "model.onnx").read_bytes()
+
+
+def _artifacts(client: MlflowClient, run_id: str) -> dict[str, Path]:
+    """The files of run ``run_id`` in its local artifact folder, by artifact path."""
+    root = local_root(client.get_run(run_id).info.artifact_uri)
+    return {file.relative_to(root).as_posix(): file for file in root.rglob("*") if file.is_file()}
 
 
 def test_unwritable_folder_warns_once_and_runs_uncached(workdir: Path, caplog: pytest.LogCaptureFixture) -> None:

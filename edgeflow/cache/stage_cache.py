@@ -5,7 +5,9 @@ the MLflow run that computed it when it came from the cache (None when computed 
 the stage's files into this run's stage folder, loads its ``State`` (``weights_only``), points its
 artifacts at the copies, and replays into this run's MLflow run what the stage logged per epoch,
 so the run records the same metrics as if it had computed the stage. Nested runs a stage opened
-(``ctx.child``) are not replayed.
+(``ctx.child``) are not replayed. In a local MLflow artifact store, the run's artifacts that equal the
+computing run's are hard links to its files (``MlflowRun.reuse_artifacts_of``): a run whose stages
+all hit writes only what is its own (``config.yaml``, ``summary.json``, ``state/state.json``, ...).
 
 Failures never stop a run: an unwritable folder gives one warning and the run goes on uncached; an
 entry that cannot be read is removed and recomputed (one warning); a result that cannot be stored
@@ -167,6 +169,7 @@ class StageCache:
             ctx.tracker.log_metric_rows([(values, step) for values, step in entry.meta.get("logged", [])])
             computed_by = str(entry.meta.get("run_id") or "")
             self.tracker.set_tag(f"{CACHED_TAG}{name}", computed_by or "-")
+            self.tracker.reuse_artifacts_of(computed_by)  # its equal files: hard links, not copies
             return result, computed_by
         return None
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from edgeflow.core.home import home
+from edgeflow.tracking.artifact_links import ArtifactLinker
 from edgeflow.tracking.interrupt import Interrupted
 from edgeflow.tracking.orphans import Heartbeat, close_orphans, owner_tags
 from edgeflow.tracking.schema import TrackingConfig
@@ -78,6 +79,7 @@ class MlflowRun:
         self.run_id = run_id
         self.experiment_id = experiment_id
         self.tags = dict(tags)
+        self._links = ArtifactLinker(client, run_id)
 
     @classmethod
     def create(cls, client: Any, experiment_id: str, run_name: str | None, tags: dict[str, str]) -> MlflowRun:
@@ -138,12 +140,24 @@ class MlflowRun:
         for i in range(0, len(items), 1000):
             self.client.log_batch(self.run_id, metrics=items[i:i + 1000])
 
+    def reuse_artifacts_of(self, run_id: str) -> None:
+        """Run ``run_id`` (a stage-cache hit's computing run) may hold files this run logs: in a local
+        artifact store those with equal bytes at the same artifact path become hard links to its
+        files instead of copies (``edgeflow.tracking.artifact_links``)."""
+        self._links.add_source(run_id)
+
     def log_artifact(self, path: Path, folder: str | None = None) -> None:
-        self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
+        if not self._links.link(Path(path), f"{folder}/{Path(path).name}" if folder else Path(path).name):
+            self.client.log_artifact(self.run_id, str(path), artifact_path=folder)
 
     def log_artifacts(self, local_dir: Path, folder: str | None = None) -> None:
         """Log every file under ``local_dir`` (keeping its layout) under artifact folder ``folder``."""
-        self.client.log_artifacts(self.run_id, str(local_dir), artifact_path=folder)
+        if not self._links.sources:
+            self.client.log_artifacts(self.run_id, str(local_dir), artifact_path=folder)
+            return
+        for file in sorted(p for p in Path(local_dir).rglob("*") if p.is_file()):
+            sub = file.parent.relative_to(local_dir).as_posix()
+            self.log_artifact(file, "/".join(part for part in (folder, sub) if part and part != ".") or None)
 
     def log_onnx_model(self, path: Path, folder: str = "model") -> None:
         """Log the ONNX file ``path`` as an MLflow ``onnx``-flavor model under ``folder``, so
@@ -183,6 +197,7 @@ class NullRun:
     def log_params(self, params: dict[str, str]) -> None: ...
     def log_metrics(self, metrics: dict[str, float], step: int | None = None) -> None: ...
     def log_metric_rows(self, rows: list[tuple[dict[str, float], int | None]]) -> None: ...
+    def reuse_artifacts_of(self, run_id: str) -> None: ...
     def log_artifact(self, path: Path, folder: str | None = None) -> None: ...
     def log_artifacts(self, local_dir: Path, folder: str | None = None) -> None: ...
     def log_onnx_model(self, path: Path, folder: str = "model") -> None: ...
