@@ -35,6 +35,18 @@ int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32
     return ef_rdbpot(ef_srdhm(ef_sat32((int64_t)x * ((int64_t)1 << left)), multiplier), right);
 }
 
+/* ef_multiply_by_quantized_multiplier inlined for its usual case, a right shift (shift <= 0): the same
+ * arithmetic without the calls. */
+static inline __attribute__((always_inline)) int32_t ef_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
+    int32_t v, mask;
+    if (shift > 0 || multiplier == INT32_MIN) {
+        return ef_multiply_by_quantized_multiplier(x, multiplier, shift);
+    }
+    v = (int32_t)(((int64_t)x * multiplier + ((int64_t)1 << 30)) >> 31); /* ef_srdhm */
+    mask = (int32_t)((1u << -shift) - 1u);                                 /* ef_rdbpot */
+    return (v >> -shift) + ((v & mask) > (mask >> 1) + (v < 0));
+}
+
 /* Single rounding (LiteRT's FULLY_CONNECTED): x * m / 2**(31 - shift), rounded once, half away from
  * zero, in 64 bits (shift <= 30). */
 static int64_t ef_multiply_single(int32_t x, int32_t multiplier, int32_t shift) {
@@ -206,19 +218,15 @@ static int32_t ef_pack16(int32_t lo, int32_t hi) {
     return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
 }
 
-/* ef_requantize for the usual case, inlined: a right shift (shift <= 0), double rounding. The product
+/* ef_requantize for the usual case, inlined: a right shift (shift <= 0), double rounding. The result
  * is clamped to 10 bits before the zero point is added (beyond that every int8 result saturates). */
 static inline __attribute__((always_inline)) int8_t ef_requant_fast(int32_t acc, int32_t m, int32_t s,
                                                                      int32_t single_rounding, const ef_quant *q) {
-    int32_t v, mask, rem;
+    int32_t v;
     if (s > 0 || single_rounding) {
         return ef_requantize(acc, m, s, single_rounding, q);
     }
-    v = (int32_t)(((int64_t)acc * m + ((int64_t)1 << 30)) >> 31); /* ef_srdhm: m >= 0 never saturates */
-    mask = (int32_t)((1u << -s) - 1u);                           /* ef_rdbpot */
-    rem = v & mask;
-    v = (v >> -s) + (rem > (mask >> 1) + (v < 0));
-    v = __ssat(v, 10) + q->out_zp;
+    v = __ssat(ef_mbqm(acc, m, s), 10) + q->out_zp;
     return (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
 }
 
@@ -348,26 +356,26 @@ static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w, i
 static void ef_im2col(const int8_t *x, const ef_geom *g, int32_t in_zp, int32_t oy, int32_t ox, int16_t *col) {
     const int32_t by = oy * g->stride_h - g->pad_top, bx = ox * g->stride_w - g->pad_left;
     const int32_t plane = g->in_h * g->in_w, taps = g->k_h * g->k_w, dil_w = g->dil_w;
-    int32_t c, ky, kx, ky0, ky1, kx0, kx1;
+    int32_t c, ky, n, ky0, ky1, kx0, kx1;
     ef_valid_taps(by, g->dil_h, g->k_h, g->in_h, &ky0, &ky1);
     ef_valid_taps(bx, dil_w, g->k_w, g->in_w, &kx0, &kx1);
     if (ky1 - ky0 < g->k_h || kx1 - kx0 < g->k_w) { /* a window over the padding */
         memset(col, 0, (size_t)(g->in_c * taps) * sizeof(int16_t));
     }
-    if (taps == 1) { /* pointwise */
-        if (ky1 > ky0 && kx1 > kx0) {
-            const int8_t *xp = x + by * g->in_w + bx;
-            for (c = 0; c < g->in_c; ++c) {
-                col[c] = (int16_t)(xp[c * plane] - in_zp);
-            }
-        }
-    } else {
-        for (c = 0; c < g->in_c; ++c) {
-            for (ky = ky0; ky < ky1; ++ky) {
-                const int8_t *xr = x + c * plane + (by + ky * g->dil_h) * g->in_w + bx;
-                int16_t *o = col + c * taps + ky * g->k_w;
-                for (kx = kx0; kx < kx1; ++kx) {
-                    o[kx] = (int16_t)(xr[kx * dil_w] - in_zp);
+    if (ky1 > ky0 && kx1 > kx0) {
+        const int32_t nx = kx1 - kx0, rows = ky1 - ky0, row_step = g->dil_h * g->in_w;
+        const int8_t *xr = x + (by + ky0 * g->dil_h) * g->in_w + bx + kx0 * dil_w; /* first valid tap */
+        int16_t *o = col + ky0 * g->k_w + kx0;
+        for (c = 0; c < g->in_c; ++c, xr += plane - rows * row_step, o += taps - rows * g->k_w) {
+            for (ky = 0; ky < rows; ++ky, xr += row_step, o += g->k_w) {
+                if (nx == 3 && dil_w == 1) { /* the common 3-wide row */
+                    o[0] = (int16_t)(xr[0] - in_zp);
+                    o[1] = (int16_t)(xr[1] - in_zp);
+                    o[2] = (int16_t)(xr[2] - in_zp);
+                } else {
+                    for (n = 0; n < nx; ++n) {
+                        o[n] = (int16_t)(xr[n * dil_w] - in_zp);
+                    }
                 }
             }
         }
@@ -546,9 +554,9 @@ void ef_add(const int8_t *a, const int8_t *b, int8_t *y, int32_t size, const int
     for (i = 0; i < size; ++i) {
         const int32_t xa = ((int32_t)a[i] - zp[0]) * (1 << 20);
         const int32_t xb = ((int32_t)b[i] - zp[1]) * (1 << 20);
-        const int32_t sa = ef_multiply_by_quantized_multiplier(xa, rq[0], rq[1]);
-        const int32_t sb = ef_multiply_by_quantized_multiplier(xb, rq[2], rq[3]);
-        y[i] = (int8_t)ef_clip((int64_t)zp[2] + ef_multiply_by_quantized_multiplier(sa + sb, rq[4], rq[5]), act_min,
+        const int32_t sa = ef_mbqm(xa, rq[0], rq[1]);
+        const int32_t sb = ef_mbqm(xb, rq[2], rq[3]);
+        y[i] = (int8_t)ef_clip((int64_t)zp[2] + ef_mbqm(sa + sb, rq[4], rq[5]), act_min,
                                act_max);
     }
 }
