@@ -218,16 +218,35 @@ static int32_t ef_pack16(int32_t lo, int32_t hi) {
     return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
 }
 
-/* ef_requantize for the usual case, inlined: a right shift (shift <= 0), double rounding. The result
- * is clamped to 10 bits before the zero point is added (beyond that every int8 result saturates). */
+/* ef_requantize for a right shift (shift <= 0; multiplier >= 0, as every Q31 multiplier here), inlined.
+ * The result is clamped to 10 bits before the zero point is added (beyond that every int8 saturates). */
+static inline __attribute__((always_inline)) int8_t ef_requant_rshift(int32_t acc, int32_t m, int32_t s,
+                                                                       const ef_quant *q) {
+    const int32_t mask = (int32_t)((1u << -s) - 1u);
+    int32_t v = (int32_t)(((int64_t)acc * m + ((int64_t)1 << 30)) >> 31); /* ef_srdhm */
+    v = (v >> -s) + ((v & mask) > (mask >> 1) + (v < 0));                 /* ef_rdbpot */
+    v = __ssat(v, 10) + q->out_zp;
+    return (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
+}
+
+/* ef_requantize: the inlined right-shift path where it applies. */
 static inline __attribute__((always_inline)) int8_t ef_requant_fast(int32_t acc, int32_t m, int32_t s,
                                                                      int32_t single_rounding, const ef_quant *q) {
-    int32_t v;
-    if (s > 0 || single_rounding) {
+    if (s > 0 || single_rounding || m < 0) {
         return ef_requantize(acc, m, s, single_rounding, q);
     }
-    v = __ssat(ef_mbqm(acc, m, s), 10) + q->out_zp;
-    return (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
+    return ef_requant_rshift(acc, m, s, q);
+}
+
+/* 1 when every output channel's requantization is a right shift with double rounding (ef_requant_rshift). */
+static int32_t ef_rshift_only(const int32_t *mult, const int32_t *shift, int32_t n, int32_t single_rounding) {
+    int32_t i;
+    for (i = 0; i < n && !single_rounding; ++i) {
+        if (shift[i] > 0 || mult[i] < 0) {
+            return 0;
+        }
+    }
+    return !single_rounding;
 }
 
 /* Reorders each full group of 4 int16 values (0, 1, 2, 3) -> (0, 2, 1, 3): the lanes SXTB16 gives a
@@ -362,7 +381,12 @@ static void ef_im2col(const int8_t *x, const ef_geom *g, int32_t in_zp, int32_t 
     if (ky1 - ky0 < g->k_h || kx1 - kx0 < g->k_w) { /* a window over the padding */
         memset(col, 0, (size_t)(g->in_c * taps) * sizeof(int16_t));
     }
-    if (ky1 > ky0 && kx1 > kx0) {
+    if (taps == 1 && ky1 > ky0 && kx1 > kx0) { /* pointwise: one value per channel */
+        const int8_t *xp = x + by * g->in_w + bx;
+        for (c = 0; c < g->in_c; ++c, xp += plane) {
+            col[c] = (int16_t)(*xp - in_zp);
+        }
+    } else if (ky1 > ky0 && kx1 > kx0) {
         const int32_t nx = kx1 - kx0, rows = ky1 - ky0, row_step = g->dil_h * g->in_w;
         const int8_t *xr = x + (by + ky0 * g->dil_h) * g->in_w + bx + kx0 * dil_w; /* first valid tap */
         int16_t *o = col + ky0 * g->k_w + kx0;
@@ -397,6 +421,41 @@ static void ef_store_pair(int8_t *y, int32_t stride, int32_t col, int32_t two, i
     }
 }
 
+/* All output channels (rows of int8 w) of two output pixels (im2col columns c0, c1), two channels at a
+ * time: y[r * stride + i] for pixel i; the requantization inlined (the right-shift form when every
+ * channel has one). */
+__attribute__((noinline)) static void ef_conv_cols_i8(const int16_t *c0, const int16_t *c1, const int8_t *w,
+                                                      int32_t k_len, int32_t rows, int8_t *y, int32_t stride,
+                                                      const ef_quant *q, const int32_t *bias, const int32_t *mult,
+                                                      const int32_t *shift, int32_t per_channel,
+                                                      int32_t single_rounding) {
+    const int32_t n4 = k_len & ~3, rshift = ef_rshift_only(mult, shift, per_channel ? rows : 1, single_rounding);
+    int32_t m, k, j;
+    for (m = 0; m < rows; m += 2) {
+        const int8_t *w0 = w + m * k_len;
+        const int8_t *w1 = m + 1 < rows ? w0 + k_len : w0;
+        int32_t acc[4];
+        ef_mac(c0, c1, w0, w1, n4 / 4, 0, 0, 0, acc);
+        for (k = n4; k < k_len; ++k) { /* the tail: K mod 4 values */
+            acc[0] += w0[k] * c0[k];
+            acc[1] += w0[k] * c1[k];
+            acc[2] += w1[k] * c0[k];
+            acc[3] += w1[k] * c1[k];
+        }
+        for (j = 0; j < 2 && m + j < rows; ++j) {
+            const int32_t r = m + j, b = bias ? bias[r] : 0;
+            const int32_t rm = per_channel ? mult[r] : mult[0], rs = per_channel ? shift[r] : shift[0];
+            if (rshift) {
+                y[r * stride] = ef_requant_rshift(acc[2 * j] + b, rm, rs, q);
+                y[r * stride + 1] = ef_requant_rshift(acc[2 * j + 1] + b, rm, rs, q);
+            } else {
+                y[r * stride] = ef_requantize(acc[2 * j] + b, rm, rs, single_rounding, q);
+                y[r * stride + 1] = ef_requantize(acc[2 * j + 1] + b, rm, rs, single_rounding, q);
+            }
+        }
+    }
+}
+
 /* groups == 1: two output pixels at a time as im2col columns, two output channels at a time. */
 static void ef_conv_im2col(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, const int8_t *w,
                            int32_t w_bits, const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -410,6 +469,11 @@ static void ef_conv_im2col(const int8_t *x, int8_t *y, const ef_geom *g, const e
         ef_im2col(x, g, q->in_zp, p / g->out_w, p % g->out_w, col);
         if (two) {
             ef_im2col(x, g, q->in_zp, (p + 1) / g->out_w, (p + 1) % g->out_w, col + k_len);
+        }
+        if (two && w_bits == 8) {
+            ef_conv_cols_i8(col, col + k_len, w, k_len, g->out_c, y + p, pixels, q, bias, mult, shift, per_channel,
+                            single_rounding);
+            continue;
         }
         for (m = 0; m < g->out_c; m += 2) {
             ef_dot_pair(col, two ? col + k_len : 0, w, w_bits, g->out_c, k_len, m, acc);
@@ -445,6 +509,7 @@ static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, cons
     const int32_t ph = (g->out_h - 1) * g->stride_h + (g->k_h - 1) * g->dil_h + 1;
     const int32_t pw = (g->out_w - 1) * g->stride_w + (g->k_w - 1) * g->dil_w + 1;
     const int32_t dw = g->dil_w, row = g->dil_h * pw;
+    const int32_t rshift = ef_rshift_only(mult, shift, per_channel ? g->out_c : 1, single_rounding);
     int16_t plane[ph * pw + 1];
     int32_t wp[EF_DW_MAX_TAPS];
     int32_t m, ky, j, oy, ox;
@@ -473,7 +538,8 @@ static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, cons
                     acc = __smlad(a3, (int32_t)ef_ld32(r + row + 2), acc);
                     acc = __smlad(a4, (int32_t)ef_ld32(r + 2 * row), acc);
                     acc = __smlad(a5, (int32_t)ef_ld32(r + 2 * row + 2), acc);
-                    ym[oy * g->out_w + ox] = ef_requant_fast(acc, rm, rs, single_rounding, q);
+                    ym[oy * g->out_w + ox] = rshift ? ef_requant_rshift(acc, rm, rs, q)
+                                                : ef_requantize(acc, rm, rs, single_rounding, q);
                 }
                 continue;
             }
@@ -487,7 +553,8 @@ static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, cons
                         acc = __smlad(wp[ky * pairs + j], v, acc);
                     }
                 }
-                ym[oy * g->out_w + ox] = ef_requant_fast(acc, rm, rs, single_rounding, q);
+                ym[oy * g->out_w + ox] = rshift ? ef_requant_rshift(acc, rm, rs, q)
+                                                : ef_requantize(acc, rm, rs, single_rounding, q);
             }
         }
     }
