@@ -47,6 +47,27 @@ def project(name: str, folder: Path):
     return program, generate(program, out), out
 
 
+def zoo_export_bits(name: str, folder: Path, weight_bits: int) -> Path:
+    """Zoo model ``name`` as ``zoo_qdq_export`` builds it (seeded weights, random BN statistics) but
+    quantized W<weight_bits>A8; exported into ``folder``."""
+    import torch
+
+    from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quantize_model
+    from edgeflow.models import build_model
+
+    shape, classes = ZOO[name]
+    torch.manual_seed(0)
+    model = build_model(name, shape, classes).eval()
+    for module in model.modules():  # as zoo_quantized: non-trivial BN statistics
+        if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+            module.running_mean.uniform_(-0.3, 0.3)
+            module.running_var.uniform_(0.5, 2.0)
+    quantized = quantize_model(model, shape, QuantConfig(weight_bits=weight_bits))
+    calibrate(quantized, [(torch.randn(16, *shape), None) for _ in range(4)], 4)
+    freeze_observers(quantized)
+    return zoo_qdq_export(name, folder, quantized)
+
+
 def quantized_export(net, shape: tuple[int, ...], weight_bits: int, path: Path) -> Path:
     """``net`` (eval mode) quantized by edgeflow at ``weight_bits`` (W<bits>A8), calibrated on seeded random
     data, observers frozen, exported as QDQ ONNX to ``path``."""
