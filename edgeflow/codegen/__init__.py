@@ -3,8 +3,10 @@
 ``generate(program, out_dir)`` lowers the program (``edgeflow.codegen.lower``: every node checked
 first, an unsupported op is one ``UnsupportedOpError`` line naming op and node, before any file is
 written) and writes ``model.h`` / ``model.c`` (static arena laid out by the runtime's planner, one
-kernel call per layer, no malloc), ``weights.c`` (const arrays: flash), ``kernels.c`` (portable
-reference kernels in TFLite Micro arithmetic: Q31 multiplier + shift, double rounding), a harness
+kernel call per layer, no malloc), ``weights.c`` (const arrays: flash; 2- and 4-bit weights packed
+four or two a byte), ``kernels.c`` (portable reference kernels in TFLite Micro arithmetic: Q31
+multiplier + shift, double rounding; on a core with the DSP extension, ``__ARM_FEATURE_DSP``, SIMD
+kernels — SXTB16 / SMLAD — for convolutions, depthwise convolutions and fully connected layers), a harness
 ``main.c``, a Cortex-M4 start-up and linker script for QEMU's mps2-an386, and a Makefile
 (``edgeflow.codegen.emit``). The library's outputs are bit-equal to ``Program.run(x, rounding="tflm")``.
 

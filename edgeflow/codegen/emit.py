@@ -2,7 +2,8 @@
 
 Files: ``model.h`` (``int model_run(const int8_t *input, int8_t *output)``, shapes, quantization,
 arena size), ``model.c`` (a static arena, one kernel call per layer, no malloc), ``weights.h`` /
-``weights.c`` (const arrays: flash), ``kernels.h`` / ``kernels.c`` (portable reference kernels),
+``weights.c`` (const arrays: flash), ``kernels.h`` / ``kernels.c`` (portable reference kernels; DSP
+(SIMD) kernels where the compiler defines ``__ARM_FEATURE_DSP``),
 ``main.c`` (file-in / file-out harness), ``startup_m4.c`` + ``mps2_an386.ld`` (bare-metal Cortex-M4
 on QEMU's mps2-an386) and a ``Makefile`` (``host``, ``arm``, ``size``, ``qemu``).
 """

@@ -23,7 +23,7 @@ static int32_t ef_srdhm(int32_t a, int32_t b) {
 
 /* gemmlowp RoundingDivideByPOT: x / 2**exponent, rounding half away from zero. */
 static int32_t ef_rdbpot(int32_t x, int32_t exponent) {
-    const int32_t mask = (int32_t)((1u << exponent) - 1u); /* exponent <= 31 */
+    const int32_t mask = (int32_t)(((int64_t)1 << exponent) - 1);
     const int32_t remainder = x & mask;
     const int32_t threshold = (mask >> 1) + (x < 0 ? 1 : 0);
     return (x >> exponent) + (remainder > threshold ? 1 : 0);
@@ -35,8 +35,8 @@ int32_t ef_multiply_by_quantized_multiplier(int32_t x, int32_t multiplier, int32
     return ef_rdbpot(ef_srdhm(ef_sat32((int64_t)x * ((int64_t)1 << left)), multiplier), right);
 }
 
-/* ef_multiply_by_quantized_multiplier inlined for its usual case, a right shift (shift <= 0): the same
- * arithmetic without the calls. */
+/* ef_multiply_by_quantized_multiplier inlined for its usual case, a right shift (shift <= 0; shifts
+ * are >= -31, as quant.quantize_multiplier makes them): the same arithmetic without the calls. */
 static inline __attribute__((always_inline)) int32_t ef_mbqm(int32_t x, int32_t multiplier, int32_t shift) {
     int32_t v, mask;
     if (shift > 0 || multiplier == INT32_MIN) {
@@ -218,7 +218,7 @@ static int32_t ef_pack16(int32_t lo, int32_t hi) {
     return (int32_t)(((uint32_t)lo & 0xFFFFu) | ((uint32_t)hi << 16));
 }
 
-/* ef_requantize for a right shift (shift <= 0; multiplier >= 0, as every Q31 multiplier here), inlined.
+/* ef_requantize for a right shift (-31 <= shift <= 0; multiplier >= 0, as every Q31 multiplier here), inlined.
  * The result is clamped to 10 bits before the zero point is added (beyond that every int8 saturates). */
 static inline __attribute__((always_inline)) int8_t ef_requant_rshift(int32_t acc, int32_t m, int32_t s,
                                                                        const ef_quant *q) {
