@@ -92,16 +92,18 @@ def main() -> None:
         jobs = [(name, None) for name in args.models.split(",") if name]
         jobs += [(Path(f).name, Path(f)) for f in args.tflite.split(",") if f and args.weight_bits == 8]
         for name, path in jobs:
-            export = zoo_qdq_export(name, Path(tmp)) if args.weight_bits == 8 else \
-                zoo_export_bits(name, Path(tmp), args.weight_bits)
-            program = rt.load(path or export, rounding="tflm")
-            model = generate(program, Path(tmp) / f"c_{name}")
+            zoo = path is None
+            if zoo:
+                path = zoo_qdq_export(name, Path(tmp)) if args.weight_bits == 8 else \
+                    zoo_export_bits(name, Path(tmp), args.weight_bits)
+            program = rt.load(path, rounding="tflm")
             rng = np.random.default_rng(0)
-            if path is None:
+            if zoo:
                 x = rng.normal(0, 1, (args.samples, *ZOO[name][0])).astype(np.float32)
             else:
                 gi = program.inputs[0]
                 x = rng.integers(-128, 128, (args.samples, *gi.shape[1:])).astype(gi.dtype)
+            model = generate(program, Path(tmp) / f"c_{name}")
             v = verify(program, model, Path(tmp) / f"c_{name}", x, qemu_samples=args.qemu_samples)
             m = v.metrics
             lat = program.profile(hardware=hw).metrics()["latency_ms"]
