@@ -136,7 +136,8 @@ def test_sigterm_through_the_cli_during_training_exits_143_and_the_run_ends_kill
     proc = subprocess.Popen([str(BIN / "edgeflow"), *LONG, f"tracking.uri={uri}", "tracking.experiment=sigterm_cli"],
                             cwd=tmp_path, env=project_env(tmp_path), stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, text=True)
-    epoch = _wait_for("outputs/train_float/*/train/checkpoints/epoch=*.ckpt", tmp_path, proc)  # an epoch done
+    # Lightning's per-epoch checkpoint, the first file fit writes: Lightning is inside fit, an epoch done
+    epoch = _wait_for("outputs/train_float/*/train/checkpoints/epoch=*.ckpt", tmp_path, proc, timeout=120)
     proc.send_signal(signal.SIGTERM)
     stderr = proc.communicate(timeout=120)[1]
     assert proc.returncode == 143, stderr[-3000:]

@@ -8,7 +8,7 @@ run with the jobs nested under it (``handoff``: how jobs find it; ``sweep_summar
 carries). Reliability: ``store`` (a local SQLite store created once under a file lock, WAL mode,
 retries while locked, broken stores refused in one line), ``interrupt`` (SIGINT/SIGTERM raise
 ``Interrupted``; the run ends KILLED), ``orphans`` (owner tags and heartbeat; runs whose process died
-are closed KILLED). The schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
+are closed KILLED), ``artifact_links`` (a cache hit's artifacts hard-linked in a local store). The schema ``TrackingConfig`` lives in ``edgeflow.tracking.schema``.
 """
 
 from __future__ import annotations
