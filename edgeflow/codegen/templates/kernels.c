@@ -120,26 +120,12 @@ static int32_t ef_weight(const int8_t *w, int32_t bits, int32_t rows, int32_t k_
     return (int32_t)(int8_t)(uint8_t)((uint32_t)(uint8_t)w[byte] << (8 - bits - sh)) >> (8 - bits);
 }
 
-/* Convolution with packed (2- or 4-bit) weights: the plain loop nest, one weight read per tap. */
-static int32_t ef_conv_acc_packed(const int8_t *x, const ef_geom *g, const ef_quant *q, const int8_t *w,
-                                  int32_t w_bits, int32_t m, int32_t oy, int32_t ox) {
-    const int32_t cg = g->in_c / g->groups, mg = g->out_c / g->groups, taps = g->k_h * g->k_w;
-    int32_t acc = 0;
-    int32_t c, ky, kx;
-    for (c = 0; c < cg; ++c) {
-        const int8_t *xc = x + ((m / mg) * cg + c) * g->in_h * g->in_w;
-        for (ky = 0; ky < g->k_h; ++ky) {
-            const int32_t iy = oy * g->stride_h - g->pad_top + ky * g->dil_h;
-            for (kx = 0; kx < g->k_w && iy >= 0 && iy < g->in_h; ++kx) {
-                const int32_t ix = ox * g->stride_w - g->pad_left + kx * g->dil_w;
-                if (ix >= 0 && ix < g->in_w) {
-                    acc += ((int32_t)xc[iy * g->in_w + ix] - q->in_zp) *
-                           ef_weight(w, w_bits, g->out_c, cg * taps, m, (c * g->k_h + ky) * g->k_w + kx);
-                }
-            }
-        }
+/* Row m of a packed (rows, k_len) weight matrix as int8 values in out[k_len]. */
+static void ef_unpack_row(const int8_t *w, int32_t bits, int32_t rows, int32_t k_len, int32_t m, int8_t *out) {
+    int32_t k;
+    for (k = 0; k < k_len; ++k) {
+        out[k] = (int8_t)ef_weight(w, bits, rows, k_len, m, k);
     }
-    return acc;
 }
 
 /* Padding taps hold the input zero point, i.e. real 0: only the taps inside the input are summed. */
@@ -149,10 +135,15 @@ static void ef_conv_portable(const int8_t *x, int8_t *y, const ef_geom *g, const
     const int32_t cg = g->in_c / g->groups;
     const int32_t mg = g->out_c / g->groups;
     const int32_t in_w = g->in_w, plane = g->in_h * g->in_w, taps = g->k_h * g->k_w;
+    int8_t row[w_bits == 8 ? 1 : cg * taps]; /* packed weights: one output channel's, unpacked */
     int32_t m, oy, ox, c, ky, kx, ky0, ky1, kx0, kx1;
     for (m = 0; m < g->out_c; ++m) {
         const int8_t *xg = x + (m / mg) * cg * plane;
         const int8_t *wm = w + m * cg * taps;
+        if (w_bits != 8) {
+            ef_unpack_row(w, w_bits, g->out_c, cg * taps, m, row);
+            wm = row;
+        }
         const int32_t rm = per_channel ? mult[m] : mult[0];
         const int32_t rs = per_channel ? shift[m] : shift[0];
         int8_t *ym = y + m * g->out_h * g->out_w;
@@ -167,9 +158,7 @@ static void ef_conv_portable(const int8_t *x, int8_t *y, const ef_geom *g, const
                 ef_valid_taps(bx, g->dil_w, g->k_w, in_w, &kx0, &kx1);
                 xo = xg + (by + ky0 * g->dil_h) * in_w + bx + kx0 * g->dil_w;
                 wo = wm + ky0 * g->k_w + kx0;
-                if (w_bits != 8) { /* packed weights */
-                    acc += ef_conv_acc_packed(x, g, q, w, w_bits, m, oy, ox);
-                } else if (taps == 1) { /* pointwise: one dot product over the input channels */
+                if (taps == 1) { /* pointwise: one dot product over the input channels */
                     acc += ky1 > ky0 && kx1 > kx0 ? ef_dot(xo, plane, wo, 1, cg, q->in_zp) : 0;
                 } else if (cg >= taps) { /* many channels: per tap, a dot product over the input channels */
                     for (ky = 0; ky < ky1 - ky0; ++ky) {
@@ -599,14 +588,19 @@ void ef_conv(const int8_t *x, int8_t *y, const ef_geom *g, const ef_quant *q, co
 void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int32_t n, const ef_quant *q,
                         const int8_t *w, int32_t w_bits, const int32_t *bias, const int32_t *mult,
                         const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
+    int8_t row[w_bits == 8 ? 1 : k]; /* packed weights: one output's, unpacked */
     int32_t r, j, i;
     for (r = 0; r < rows; ++r) {
         const int8_t *xr = x + r * k;
         for (j = 0; j < n; ++j) {
             const int8_t *wj = w + j * k; /* weights stored (N, K) */
             int32_t acc = bias ? bias[j] : 0;
+            if (w_bits != 8) {
+                ef_unpack_row(w, w_bits, n, k, j, row);
+                wj = row;
+            }
             for (i = 0; i < k; ++i) {
-                acc += ((int32_t)xr[i] - q->in_zp) * (w_bits == 8 ? (int32_t)wj[i] : ef_weight(w, w_bits, n, k, j, i));
+                acc += ((int32_t)xr[i] - q->in_zp) * (int32_t)wj[i];
             }
             y[r * n + j] = ef_requantize(acc, per_channel ? mult[j] : mult[0], per_channel ? shift[j] : shift[0],
                                          single_rounding, q);
