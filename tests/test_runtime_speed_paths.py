@@ -45,8 +45,8 @@ def _run_both(path, feeds, monkeypatch):
     with monkeypatch.context() as mp:
         mp.setattr(int8mm, "_STATE", {"ok": False})
         slow_prog = rt.load(path)
-        assert all(getattr(op, "imm", None) is None for op in slow_prog.ops)
         slow = {mode: slow_prog.run(feeds, rounding=mode)[0] for mode in ("onnx", "tflm")}
+        assert all(op.imm is None for op in slow_prog.ops if op.kind in ("conv", "fully_connected"))
     return prog, fast, slow
 
 
@@ -215,3 +215,15 @@ def test_global_pool_row_sums_on_int16_blocks(dtype):
         for x in (np.full((3, rows, 5), lo, dtype), np.full((3, rows, 5), hi, dtype),
                   rng.integers(lo, hi + 1, (3, rows, 5)).astype(dtype)):
             np.testing.assert_array_equal(_row_sums_torch(x), x.sum(axis=1, dtype=np.int64))
+
+
+def test_loading_a_program_does_not_import_torch(tmp_path):
+    """Loading (and costing) a program is torch-free: the fast paths that need torch are prepared at
+    the first run (``edgeflow-profile model.onnx`` without data answers without torch's import)."""
+    import subprocess
+    import sys
+
+    path, _ = _conv_file(tmp_path)
+    code = ("import sys, edgeflow.runtime as rt; p = rt.load(sys.argv[1]); p.profile(); "
+            "assert 'torch' not in sys.modules, 'torch imported'")
+    subprocess.run([sys.executable, "-c", code, str(path)], check=True)

@@ -64,18 +64,29 @@ class Conv(Op):
         w2 = w_c.reshape(self.m, self.cg, *((1,) * (2 - self.nd)), *self.kernel).astype(np.float32)
         self.w4 = w2  # (M, Cg, KH, KW)
         self.wmat = w2.reshape(self.group, self.mg, self.cg * kk)  # (G, Mg, Kg)
-        # group == 1: the exact int8 GEMM on int8 im2col columns (``int8mm``) when torch provides it; else,
-        # with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| * sum_k |w_k| + |offset|), one
-        # float32 GEMM (any K, any summation order) is exact: the weight matrix's last row holds the
-        # offset, matched by a column of ones in the im2col matrix
+        self._centred = (w_c, colsum)  # for ``prepare``; dropped once the fast path is chosen
+
+    def prepare(self) -> None:
+        """Choose the fast path and prepare its weights, once (at the first ``run``: ``int8mm`` and
+        ``torchconv`` import torch, which loading a program for its costs alone does not need).
+
+        group == 1: the exact int8 GEMM on int8 im2col columns (``int8mm``, ``imm``) when torch
+        provides it; else, with every partial sum of sum_k x_k w_k + offset below 2**24 (max|x| *
+        sum_k |w_k| + |offset|), one float32 GEMM (any K, any summation order) is exact
+        (``fast_gemm``): the weight matrix's last row holds the offset, matched by a column of ones
+        in the im2col matrix. Other groups (depthwise): torch's float32 kernels under the same bound
+        (``tconv``)."""
+        if self._centred is None:
+            return
+        (w_c, colsum), w2 = self._centred, self.w4
         self.imm = self._int8_gemm(w_c, colsum) if self.group == 1 else None
         self.fast_gemm = self.imm is None and self.group == 1 and \
             torchconv.exact_bound(self.bound_x, w_c, self.acc_offset)
         if self.fast_gemm:
+            kk = int(np.prod(self.kernel))
             wk = w2.transpose(2, 3, 1, 0).reshape(kk * self.cg, self.m)  # K ordered (kh, kw, c) as NHWC windows
             off32 = np.broadcast_to(np.asarray(self.acc_offset, np.float32), (self.m,)).reshape(1, -1)
             self.wk = np.ascontiguousarray(np.concatenate([wk, off32], axis=0))
-        # other groups (depthwise): torch's float32 kernels under the same bound (torchconv)
         x_bound = float(max(abs(v - self.zp_x) for v in quant.qrange(self.x_dtype)))
         self.tconv = None
         if self.imm is None and not self.fast_gemm and torchconv.exact_bound(x_bound, w_c, self.bias):
@@ -83,6 +94,7 @@ class Conv(Op):
             self.tconv = torchconv.ExactConv(w2, self.bias, self.acc_offset if raw_ok else None,
                                              ((1,) * (2 - self.nd)) + self.strides,
                                              ((1,) * (2 - self.nd)) + self.dilations, self.group)
+        self._centred = None
 
     def _int8_gemm(self, w_c: np.ndarray, colsum: np.ndarray):
         """(int8 weight (K, M), int32 offset, input shift) of the exact int8 GEMM path, or None.
@@ -269,6 +281,7 @@ class Conv(Op):
         return self._gemm_nhwc(xh, n, c, k2, s2, d2, p2, oh, ow, mode)
 
     def run(self, values, mode):
+        self.prepare()
         x = values[0]
         if self.imm is not None:
             return [self._run_int8(x, mode)]

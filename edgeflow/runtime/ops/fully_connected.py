@@ -36,14 +36,22 @@ class FullyConnected(Op):
             self.wf = w_c.astype(np.float32)
             self.bound_b = float(max(1, np.abs(w_c).max(initial=0)))
             self.offset = (0 if self.bias is None else self.bias) - self.zp_a * w_c.sum(axis=0)
-            self.imm = self._int8_gemm(w_c)
+            self._centred = w_c  # for ``prepare``
         else:
             self.w = None
+            self._centred = None
             self.imm = None
             self.zp_b = int(np.asarray(w_zp).reshape(-1)[0])
             self.b_dtype = np.dtype(at["b_dtype"])
             self.bound_b = float(max(abs(v) for v in quant.qrange(self.b_dtype)) + abs(self.zp_b))
             self.offset = 0 if self.bias is None else self.bias
+
+    def prepare(self) -> None:
+        """Choose the exact int8 GEMM (``imm``) or the float32 path, once (at the first ``run``:
+        ``int8mm`` imports torch, which loading a program for its costs alone does not need)."""
+        if self._centred is not None:
+            self.imm = self._int8_gemm(self._centred)
+            self._centred = None
 
     def _int8_gemm(self, w_c: np.ndarray):
         """(int8 weight, int32 offset, input shift) for ``int8mm`` (the conv's rule), or None."""
@@ -60,6 +68,7 @@ class FullyConnected(Op):
         return int8mm.weight(w_c), off, shift
 
     def run(self, values, mode):
+        self.prepare()
         a = values[0]
         if self.imm is not None:
             if a.shape[-1] != self.wf.shape[0]:
