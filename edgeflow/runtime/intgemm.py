@@ -90,6 +90,13 @@ CHUNK_BYTES = 1 << 19
 INT8_CHUNK_BYTES = 1 << 20
 
 
+def images_per_call(n: int, per_image: int, budget: int) -> int:
+    """Images per call for ``n`` images of ``per_image`` working bytes within ``budget`` bytes, the
+    calls balanced (64 images at 21 per call → 4 calls of 16, not 21, 21, 21, 1)."""
+    calls = -(-n // max(1, min(n, budget // max(1, per_image))))
+    return -(-n // calls)
+
+
 def scratch(slot: str, shape: tuple[int, ...], dtype=np.float32) -> np.ndarray:
     """A reusable per-thread work buffer (im2col columns, accumulators): grows, never shrinks.
 

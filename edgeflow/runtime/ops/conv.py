@@ -221,7 +221,7 @@ class Conv(Op):
             win = intgemm.windows_nhwc(xp, k2, s2, d2, (oh, ow))
             wshape = (oh, ow, k2[0], k2[1], c)
         per_image = oh * ow * (kdim + 1) * 4
-        nb = max(1, min(n, intgemm.CHUNK_BYTES // per_image))
+        nb = intgemm.images_per_call(n, per_image, intgemm.CHUNK_BYTES)
         cols_buf = intgemm.scratch("cols", (nb * oh * ow, kdim + 1))
         cols_buf[:, kdim] = 1.0
         acc_buf = intgemm.scratch("acc", (nb * oh * ow, self.m))
@@ -255,7 +255,7 @@ class Conv(Op):
         if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
         per_image = oh * ow * (kdim + 5 * self.m)  # int8 columns, int32 accumulators (requantized in place), int8 output
-        nb = n if direct and self.rq is None else max(1, min(n, intgemm.INT8_CHUNK_BYTES // per_image))
+        nb = n if direct and self.rq is None else intgemm.images_per_call(n, per_image, intgemm.INT8_CHUNK_BYTES)
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
         acc_buf = intgemm.scratch("acc32", (nb * oh * ow, self.m), np.int32) if self.rq is not None else None
         q = np.empty((n * oh * ow, self.m), dtype=np.int32 if self.rq is None else self.rq.out_dtype)
