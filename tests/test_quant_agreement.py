@@ -126,3 +126,37 @@ def test_bad_options_are_one_line_errors() -> None:
     with pytest.raises(ConfigError) as err:
         validate(edgeflow.compose(["recipe=ptq_int8", "stages.ptq.rounding=TFLM"]))
     assert str(err.value) == "stages.ptq.rounding: must be one of onnx, tflm, got 'TFLM'"
+
+
+class _PoolHead(torch.nn.Module):
+    """conv → ReLU → unpadded average pool (an early-exit head's shape) → linear."""
+
+    def __init__(self, nd: int) -> None:
+        super().__init__()
+        conv, pool = (torch.nn.Conv1d, torch.nn.AvgPool1d) if nd == 1 else (torch.nn.Conv2d, torch.nn.AvgPool2d)
+        self.features = torch.nn.Sequential(conv(1, 6, 3, padding=1), torch.nn.ReLU(), pool(4 if nd == 1 else 2))
+        self.classifier = torch.nn.Linear(6 * (10 if nd == 1 else 16), 10)
+
+    def forward(self, x):
+        return self.classifier(torch.flatten(self.features(x), 1))
+
+
+@pytest.mark.parametrize("shape", [(1, 40), (1, 8, 8)])
+def test_tflm_rounding_reproduces_windowed_average_pools(tmp_path: Path, shape: tuple[int, ...]) -> None:
+    """An unpadded AvgPool1d / AvgPool2d in tflm rounding: the fake-quant logits equal the tflm
+    runtime's (TFLite's rounded window average, rescaled with a Q31 multiplier)."""
+    from edgeflow import runtime
+    from edgeflow.export import export_model
+    from edgeflow.methods.quantization import QuantConfig, calibrate, freeze_observers, quantize_model
+    from edgeflow.runtime.profiler import model_input
+
+    torch.manual_seed(0)
+    q = quantize_model(_PoolHead(len(shape) - 1), shape, QuantConfig(rounding="tflm"))
+    x = torch.rand(256, *shape) * 2 - 0.5
+    calibrate(q, [x[:64]])
+    freeze_observers(q)
+    with torch.no_grad():
+        logits = q.eval()(x).numpy()
+    program = runtime.load(export_model(q, shape, tmp_path / "m.onnx"), rounding="tflm")
+    assert any(op.kind == "avg_pool" for op in program.ops)
+    assert np.array_equal(logits, program.run(model_input(program, x.numpy(), "tflm"))[0])

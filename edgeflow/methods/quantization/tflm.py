@@ -12,12 +12,16 @@ a few test predictions. With ``rounding: tflm`` the quantized model computes tho
   (int32 bias ``round(b / (s_x·s_w))``, as the export writes it) and requantizes it with
   ``requantize_tflm`` (Q31 multiplier of ``s_x·s_w[c]/s_y``, double rounding, fused-ReLU clamp);
 - the quantizer after a global average pool requantizes the integer sum of its taps with
-  ``QuantizeMultiplier(s_x / (s_y·n))``, as the runtime's tflm global average pool.
+  ``QuantizeMultiplier(s_x / (s_y·n))``, as the runtime's tflm global average pool;
+- the quantizer after an unpadded average pool (``AvgPool1d`` / ``AvgPool2d``, e.g. an early-exit
+  head) divides each window's integer sum by its size rounding half away from zero and rescales it
+  with ``QuantizeMultiplier(s_x / s_y)`` (the raw integers averaged when both grids are equal), as
+  the runtime's tflm average pool.
 
 In eval mode only (evaluation, validation, the runtime check); training keeps the float fake-quant
 forward, whose straight-through gradients are the same. The integers replace the fake-quant values
-(``y_fq + (y_int − y_fq).detach()``). Residual adds, concatenations and other average pools keep the
-float fake-quant rounding (TFLM's rescaling add is not simulated; on the zoo's ``resnet8`` with 256
+(``y_fq + (y_int − y_fq).detach()``). Residual adds, concatenations and padded average pools keep
+the float fake-quant rounding (TFLM's rescaling add is not simulated; on the zoo's ``resnet8`` with 256
 random inputs the logits were still bit-equal to the tflm runtime's). Layers with BatchNorm attached
 (QAT ``bn: simulate``, before folding), disabled quantizers and calibration use the plain forward.
 
@@ -39,6 +43,7 @@ from edgeflow.methods.quantization.layers import QUANT_LAYER_TYPES
 from edgeflow.methods.quantization.quantizers import ActQuantizer
 
 GLOBAL_POOLS = (nn.AdaptiveAvgPool1d, nn.AdaptiveAvgPool2d)
+WINDOW_POOLS = (nn.AvgPool1d, nn.AvgPool2d)
 
 
 def link(gm: fx.GraphModule) -> None:
@@ -56,12 +61,25 @@ def link(gm: fx.GraphModule) -> None:
         elif isinstance(m, ActQuantizer) and not m.fused_relu:
             pool = node.args[0]
             pm = G.module_of(gm, pool) if isinstance(pool, fx.Node) else None
-            shape = _shape(gm, pool.args[0]) if isinstance(pm, GLOBAL_POOLS) else None
-            source = _source_quantizer(gm, pool.args[0]) if shape is not None else None
-            if source is not None and all(o in (1, None) for o in _tuple(pm.output_size)):
+            taps = _pool_taps(gm, pool, pm)
+            source = _source_quantizer(gm, pool.args[0]) if taps is not None else None
+            if source is not None:
                 m.tflm_rounding = True
                 m.__dict__["_tflm_input"] = source
-                m.__dict__["_tflm_taps"] = int(np.prod(shape[2:]))
+                m.__dict__["_tflm_taps"] = taps
+                m.__dict__["_tflm_window"] = isinstance(pm, WINDOW_POOLS)
+
+
+def _pool_taps(gm: fx.GraphModule, pool: Any, pm: nn.Module | None) -> int | None:
+    """Taps per output of a global average pool to size 1 or an unpadded, floor-mode average pool
+    (every window full); None for any other node."""
+    if isinstance(pm, GLOBAL_POOLS) and all(o in (1, None) for o in _tuple(pm.output_size)):
+        shape = _shape(gm, pool.args[0])
+        return None if shape is None else int(np.prod(shape[2:]))
+    if isinstance(pm, WINDOW_POOLS) and not any(_tuple(pm.padding)) and not pm.ceil_mode:
+        kernel = _tuple(pm.kernel_size)
+        return int(np.prod(kernel)) ** (2 if isinstance(pm, nn.AvgPool2d) and len(kernel) == 1 else 1)
+    return None
 
 
 def _tuple(v: Any) -> tuple:
@@ -145,17 +163,29 @@ def requantize_layer(layer: nn.Module, x: Tensor, w_fq: Tensor, y_fq: Tensor) ->
 
 
 def requantize_pool(q: ActQuantizer, mean: Tensor, y_fq: Tensor) -> Tensor:
-    """The quantizer after a global average pool: ``zp_y + MultiplyByQuantizedMultiplier(Σ (q − zp_x),
-    QuantizeMultiplier(s_x / (s_y·n)))``; the integer sum is recovered from the float mean (exact
-    while n·2^8 stays far below float32's 2^24)."""
+    """The quantizer after an average pool of n taps per output, from the integer sum Σ (q − zp_x)
+    (recovered from the float mean: exact while n·2^8 stays far below float32's 2^24). A global
+    pool: ``zp_y + MultiplyByQuantizedMultiplier(Σ, QuantizeMultiplier(s_x / (s_y·n)))``; a windowed
+    one (``_tflm_window``): ``avg = Σ / n`` rounded half away from zero, then ``zp_y +
+    MultiplyByQuantizedMultiplier(avg, QuantizeMultiplier(s_x / s_y))`` — or, with equal scales and
+    zero points, the raw integers' rounded average."""
     from edgeflow.runtime import quant
 
     source, taps = q.__dict__.get("_tflm_input"), q.__dict__.get("_tflm_taps")
     if not (_live(source) and _live(q)):
         return y_fq
     s_x, s_y = np.float32(source.scale.detach().cpu()), np.float32(q.scale.detach().cpu())
-    acc = torch.round(mean.detach().double() * taps / float(s_x)).cpu().numpy()
-    mult, shift = quant.quantize_multiplier(float(s_x) / (float(s_y) * taps))
+    acc = torch.round(mean.detach().double() * taps / float(s_x)).cpu().numpy().astype(np.int64)
     zp = int(round(float(q.zero_point.detach())))
-    ints = quant.requantize_tflm(acc, mult, shift, zp, np.dtype(np.int8), q.qmin, q.qmax)
-    return _straight_through(y_fq, ints, q)
+    if not q.__dict__.get("_tflm_window"):
+        mult, shift = quant.quantize_multiplier(float(s_x) / (float(s_y) * taps))
+        ints = quant.requantize_tflm(acc, mult, shift, zp, np.dtype(np.int8), q.qmin, q.qmax)
+        return _straight_through(y_fq, ints, q)
+    zp_x = int(round(float(source.zero_point.detach())))
+    same = s_x == s_y and zp_x == zp
+    total = acc + zp_x * taps if same else acc
+    avg = np.where(total > 0, (total + taps // 2) // taps, -((-total + taps // 2) // taps))
+    if not same:
+        mult, shift = quant.quantize_multiplier(float(s_x) / float(s_y))
+        avg = quant.multiply_by_quantized_multiplier(avg, mult, shift) + zp
+    return _straight_through(y_fq, np.clip(avg, q.qmin, q.qmax), q)
