@@ -6,7 +6,9 @@ of 2 or 4 (3 -> 5 -> 7 -> 6 -> 12 -> 9; 11 outputs), dot-product lengths with ta
 conv with channel multiplier 2 (the 3x3 register path), a grouped conv (the portable fallback) and a
 fully connected layer. Quantized W8A8, W4A8 and W2A8 by edgeflow, generated, built for the host and
 the Cortex-M4 and run under QEMU: every output equals ``Program.run(x, rounding="tflm")``, and the
-packed weights make ``weights.o``'s ``.rodata`` the profile's flash to the byte.
+packed weights make ``weights.o``'s ``.rodata`` the profile's flash to the byte. A copy of the W8 file
+whose pointwise and depthwise layers have 256x their weight (and bias) scale takes the requantization's
+left-shift path (multipliers >= 1) in the DSP kernels.
 """
 
 from __future__ import annotations
@@ -39,6 +41,20 @@ def odd_net() -> torch.nn.Module:
         nn.Flatten(), nn.Linear(54, 11))                                        # K = 54, N = 11
 
 
+def scaled_weights(src, dst, layers: tuple[str, ...], factor: float):
+    """``src`` (an edgeflow QDQ export) with the weight and bias scales of ``layers`` times ``factor``
+    (same integers: the requantization multipliers grow by ``factor``), saved to ``dst``."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(src)
+    for init in model.graph.initializer:
+        if init.name.split(".")[0] in layers and init.name.endswith(("weight_scale", "bias_scale")):
+            init.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(init) * np.float32(factor), init.name))
+    onnx.save(model, dst)
+    return dst
+
+
 @pytest.fixture(scope="module")
 def built(tmp_path_factory):
     """Per weight width: (program, CModel, project, runtime int8 inputs, runtime outputs); host-built."""
@@ -46,10 +62,13 @@ def built(tmp_path_factory):
     x = np.random.default_rng(3).normal(0, 1, (6, *SHAPE)).astype(np.float32)
     out = {}
     for bits in BITS:
-        program = rt.load(quantized_export(odd_net(), SHAPE, bits, folder / f"w{bits}.onnx"), rounding="tflm")
-        model = generate(program, folder / f"c{bits}")
-        build.build_host(folder / f"c{bits}")
-        out[bits] = (program, model, folder / f"c{bits}", *runtime_io(program, model, x))
+        out[bits] = quantized_export(odd_net(), SHAPE, bits, folder / f"w{bits}.onnx")
+    out["left"] = scaled_weights(out[8], folder / "left.onnx", ("4", "8"), 256.0)
+    for key, path in out.items():
+        program = rt.load(path, rounding="tflm")
+        model = generate(program, folder / f"c{key}")
+        build.build_host(folder / f"c{key}")
+        out[key] = (program, model, folder / f"c{key}", *runtime_io(program, model, x))
     return out
 
 
@@ -94,6 +113,18 @@ def test_cortex_m4_simd_build_is_bit_exact(built, bits):
     run = build.run_qemu(proj, xi, model.input_size, model.output_size)
     assert np.array_equal(run.outputs, ref), f"W{bits}: {int((run.outputs != ref).sum())} outputs differ"
     assert build.section_sizes(proj)["weights"]["rodata"] == program.flash_bytes
+
+
+@pytest.mark.skipif(not HAVE_ARM, reason=ARM_SKIP)
+def test_left_shift_requantization_on_the_m4(built):
+    """Multipliers >= 1 (left shifts) leave the inlined right-shift requantization: still bit-exact."""
+    program, model, proj, xi, ref = built["left"]
+    shifts = np.concatenate([a.values for a in model.arrays if a.name.startswith("ef_s")])
+    assert (shifts > 0).sum() >= 5 and (shifts <= 0).any()
+    assert np.array_equal(build.run_host(proj, xi, model.input_size, model.output_size), ref)
+    build.build_arm(proj)
+    run = build.run_qemu(proj, xi, model.input_size, model.output_size)
+    assert np.array_equal(run.outputs, ref) and len(np.unique(ref)) > 5
 
 
 @pytest.mark.skipif(not HAVE_ARM, reason=ARM_SKIP)
