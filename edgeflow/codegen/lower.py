@@ -268,8 +268,8 @@ class _Lowering:
         q = self.quant_desc(i, int(at["in_zero_point"]), int(at["out_zero_point"]), act)
         wn, bits = self.weight_array(node, i, w)
         self.macs += int(np.prod(cout)) * int(np.prod(w.shape[1:]))
-        self.calls.append(f"    ef_conv({self.buf(x)}, {self.buf(y)}, {g}, {q}, {wn}, {bits}, {self.bias(node, i)}, {m}, "
-                          f"{s}, {flags});")
+        self.calls.append(f"    ef_conv({self.buf(x)}, {self.buf(y)}, {g}, {q}, {wn}, {bits}, {self.bias(node, i)}, "
+                          f"{m}, {s}, {flags});")
 
     def op_fully_connected(self, node: Node, i: int) -> None:
         at = node.attrs

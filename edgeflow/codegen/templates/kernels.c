@@ -218,15 +218,6 @@ static inline __attribute__((always_inline)) int8_t ef_requant_rshift(int32_t ac
     return (int8_t)(v < q->act_min ? q->act_min : (v > q->act_max ? q->act_max : v));
 }
 
-/* ef_requantize: the inlined right-shift path where it applies. */
-static inline __attribute__((always_inline)) int8_t ef_requant_fast(int32_t acc, int32_t m, int32_t s,
-                                                                     int32_t single_rounding, const ef_quant *q) {
-    if (s > 0 || single_rounding || m < 0) {
-        return ef_requantize(acc, m, s, single_rounding, q);
-    }
-    return ef_requant_rshift(acc, m, s, q);
-}
-
 /* 1 when every output channel's requantization is a right shift with double rounding (ef_requant_rshift). */
 static int32_t ef_rshift_only(const int32_t *mult, const int32_t *shift, int32_t n, int32_t single_rounding) {
     int32_t i;
@@ -322,8 +313,9 @@ __attribute__((noinline)) static void ef_mac(const int16_t *c0, const int16_t *c
 
 /* acc[2j + i] = sum over k of weight (m + j, k) times column i at ef_reordered(k) (row m + 1 = rows:
  * row m again; one column when c1 is NULL: acc[1], acc[3] undefined). */
-static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w, int32_t w_bits, int32_t rows,
-                        int32_t k_len, int32_t m, int32_t *acc) {
+__attribute__((noinline)) static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w,
+                                                  int32_t w_bits, int32_t rows, int32_t k_len, int32_t m,
+                                                  int32_t *acc) {
     const int32_t n4 = k_len & ~3, per_byte = 8 / w_bits, full = rows - rows % per_byte;
     const int32_t m1 = m + 1 < rows ? m + 1 : m;
     int32_t k, j;
@@ -350,7 +342,8 @@ static void ef_dot_pair(const int16_t *c0, const int16_t *c1, const int8_t *w, i
         }
     }
     for (k = n4; k < k_len; ++k) { /* the tail: K mod 4 values */
-        const int32_t wa = ef_weight(w, w_bits, rows, k_len, m, k), wb = ef_weight(w, w_bits, rows, k_len, m1, k);
+        const int32_t wa = w_bits == 8 ? w[m * k_len + k] : ef_weight(w, w_bits, rows, k_len, m, k);
+        const int32_t wb = w_bits == 8 ? w[m1 * k_len + k] : ef_weight(w, w_bits, rows, k_len, m1, k);
         acc[0] += wa * c0[k];
         acc[2] += wb * c0[k];
         if (c1) {
@@ -396,50 +389,42 @@ static void ef_im2col(const int8_t *x, const ef_geom *g, int32_t in_zp, int32_t 
     ef_reorder(col, g->in_c * taps);
 }
 
-/* Stores acc (+ bias) of rows m, m + 1 (m + 1 < rows) at y[row * stride + col], columns col, col + 1 (two). */
-static void ef_store_pair(int8_t *y, int32_t stride, int32_t col, int32_t two, int32_t rows, int32_t m,
-                          const int32_t *acc, const ef_quant *q, const int32_t *bias, const int32_t *mult,
-                          const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
-    int32_t j, i;
-    for (j = 0; j < 2 && m + j < rows; ++j) {
-        const int32_t r = m + j, b = bias ? bias[r] : 0;
-        for (i = 0; i <= two; ++i) {
-            y[r * stride + col + i] = ef_requant_fast(acc[2 * j + i] + b, per_channel ? mult[r] : mult[0],
-                                                      per_channel ? shift[r] : shift[0], single_rounding, q);
-        }
-    }
-}
-
-/* All output channels (rows of int8 w) of two output pixels (im2col columns c0, c1), two channels at a
- * time: y[r * stride + i] for pixel i; the requantization inlined (the right-shift form when every
- * channel has one). */
-__attribute__((noinline)) static void ef_conv_cols_i8(const int16_t *c0, const int16_t *c1, const int8_t *w,
-                                                      int32_t k_len, int32_t rows, int8_t *y, int32_t stride,
-                                                      const ef_quant *q, const int32_t *bias, const int32_t *mult,
-                                                      const int32_t *shift, int32_t per_channel,
-                                                      int32_t single_rounding) {
-    const int32_t n4 = k_len & ~3, rshift = ef_rshift_only(mult, shift, per_channel ? rows : 1, single_rounding);
-    int32_t m, k, j;
+/* All output channels (rows of w, w_bits each) of one or two columns (c1 NULL: one), two channels at a
+ * time, requantized into y[r * stride + i] for column i; the right-shift requantization inlined when
+ * every channel has one. */
+__attribute__((noinline)) static void ef_cols(const int16_t *c0, const int16_t *c1, const int8_t *w, int32_t w_bits,
+                                              int32_t k_len, int32_t rows, int8_t *y, int32_t stride,
+                                              const ef_quant *q, const int32_t *bias, const int32_t *mult,
+                                              const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
+    const int32_t rshift = ef_rshift_only(mult, shift, per_channel ? rows : 1, single_rounding), cols = c1 ? 2 : 1;
+    const int32_t n4 = k_len & ~3;
+    int32_t acc[4];
+    int32_t m, j, i, k;
     for (m = 0; m < rows; m += 2) {
-        const int8_t *w0 = w + m * k_len;
-        const int8_t *w1 = m + 1 < rows ? w0 + k_len : w0;
-        int32_t acc[4];
-        ef_mac(c0, c1, w0, w1, n4 / 4, 0, 0, 0, acc);
-        for (k = n4; k < k_len; ++k) { /* the tail: K mod 4 values */
-            acc[0] += w0[k] * c0[k];
-            acc[1] += w0[k] * c1[k];
-            acc[2] += w1[k] * c0[k];
-            acc[3] += w1[k] * c1[k];
+        if (w_bits == 8 && c1) { /* the common case without ef_dot_pair's generality */
+            const int8_t *w0 = w + m * k_len, *w1 = m + 1 < rows ? w0 + k_len : w0;
+            ef_mac(c0, c1, w0, w1, n4 / 4, 0, 0, 0, acc);
+            for (k = n4; k < k_len; ++k) {
+                acc[0] += w0[k] * c0[k];
+                acc[1] += w0[k] * c1[k];
+                acc[2] += w1[k] * c0[k];
+                acc[3] += w1[k] * c1[k];
+            }
+        } else {
+            ef_dot_pair(c0, c1, w, w_bits, rows, k_len, m, acc);
         }
         for (j = 0; j < 2 && m + j < rows; ++j) {
             const int32_t r = m + j, b = bias ? bias[r] : 0;
             const int32_t rm = per_channel ? mult[r] : mult[0], rs = per_channel ? shift[r] : shift[0];
             if (rshift) {
                 y[r * stride] = ef_requant_rshift(acc[2 * j] + b, rm, rs, q);
-                y[r * stride + 1] = ef_requant_rshift(acc[2 * j + 1] + b, rm, rs, q);
+                if (c1) {
+                    y[r * stride + 1] = ef_requant_rshift(acc[2 * j + 1] + b, rm, rs, q);
+                }
             } else {
-                y[r * stride] = ef_requantize(acc[2 * j] + b, rm, rs, single_rounding, q);
-                y[r * stride + 1] = ef_requantize(acc[2 * j + 1] + b, rm, rs, single_rounding, q);
+                for (i = 0; i < cols; ++i) {
+                    y[r * stride + i] = ef_requantize(acc[2 * j + i] + b, rm, rs, single_rounding, q);
+                }
             }
         }
     }
@@ -451,23 +436,15 @@ static void ef_conv_im2col(const int8_t *x, int8_t *y, const ef_geom *g, const e
                            int32_t per_channel, int32_t single_rounding) {
     const int32_t k_len = g->in_c * g->k_h * g->k_w, pixels = g->out_h * g->out_w;
     int16_t col[2 * k_len];
-    int32_t acc[4];
-    int32_t p, m;
+    int32_t p;
     for (p = 0; p < pixels; p += 2) {
         const int32_t two = p + 1 < pixels;
         ef_im2col(x, g, q->in_zp, p / g->out_w, p % g->out_w, col);
         if (two) {
             ef_im2col(x, g, q->in_zp, (p + 1) / g->out_w, (p + 1) % g->out_w, col + k_len);
         }
-        if (two && w_bits == 8) {
-            ef_conv_cols_i8(col, col + k_len, w, k_len, g->out_c, y + p, pixels, q, bias, mult, shift, per_channel,
-                            single_rounding);
-            continue;
-        }
-        for (m = 0; m < g->out_c; m += 2) {
-            ef_dot_pair(col, two ? col + k_len : 0, w, w_bits, g->out_c, k_len, m, acc);
-            ef_store_pair(y, pixels, p, two, g->out_c, m, acc, q, bias, mult, shift, per_channel, single_rounding);
-        }
+        ef_cols(col, two ? col + k_len : 0, w, w_bits, k_len, g->out_c, y + p, pixels, q, bias, mult, shift,
+                per_channel, single_rounding);
     }
 }
 
@@ -537,8 +514,9 @@ static void ef_conv_depthwise(const int8_t *x, int8_t *y, const ef_geom *g, cons
                 for (ky = 0; ky < g->k_h; ++ky) {
                     const int16_t *rk = r + ky * row;
                     for (j = 0; j < pairs; ++j) {
+                        const int32_t odd_end = 2 * j + 1 == g->k_w; /* the zero-weight half */
                         const int32_t v = dw == 1 ? (int32_t)ef_ld32(rk + 2 * j)
-                                                  : ef_pack16(rk[2 * j * dw], 2 * j + 1 < g->k_w ? rk[(2 * j + 1) * dw] : 0);
+                                                  : ef_pack16(rk[2 * j * dw], odd_end ? 0 : rk[(2 * j + 1) * dw]);
                         acc = __smlad(wp[ky * pairs + j], v, acc);
                     }
                 }
@@ -565,17 +543,13 @@ void ef_fully_connected(const int8_t *x, int8_t *y, int32_t rows, int32_t k, int
                         const int8_t *w, int32_t w_bits, const int32_t *bias, const int32_t *mult,
                         const int32_t *shift, int32_t per_channel, int32_t single_rounding) {
     int16_t col[k];
-    int32_t acc[4];
-    int32_t r, i, j;
+    int32_t r, i;
     for (r = 0; r < rows; ++r) {
         for (i = 0; i < k; ++i) {
             col[i] = (int16_t)(x[r * k + i] - q->in_zp);
         }
         ef_reorder(col, k);
-        for (j = 0; j < n; j += 2) {
-            ef_dot_pair(col, 0, w, w_bits, n, k, j, acc);
-            ef_store_pair(y + r * n, 1, 0, 0, n, j, acc, q, bias, mult, shift, per_channel, single_rounding);
-        }
+        ef_cols(col, 0, w, w_bits, k, n, y + r * n, 1, q, bias, mult, shift, per_channel, single_rounding);
     }
 }
 #else
