@@ -69,8 +69,8 @@ def zoo_export_bits(name: str, folder: Path, weight_bits: int) -> Path:
 
 
 def quantized_export(net, shape: tuple[int, ...], weight_bits: int, path: Path) -> Path:
-    """``net`` (eval mode) quantized by edgeflow at ``weight_bits`` (W<bits>A8), calibrated on seeded random
-    data, observers frozen, exported as QDQ ONNX to ``path``."""
+    """``net`` (its weights as given: seed them) quantized by edgeflow at ``weight_bits`` (W<bits>A8),
+    calibrated on seeded random data, observers frozen, exported as QDQ ONNX to ``path``."""
     import torch
 
     from edgeflow.export.qdq import export_qdq
