@@ -23,7 +23,6 @@ Q31 multiplier of ``s_x / s_y`` instead: ``k = min(floor(log2 n), 32, 31 + shift
 from __future__ import annotations
 
 import itertools
-import sys
 
 import numpy as np
 
@@ -124,19 +123,6 @@ class AveragePool(Op):
         return [np.clip(avg + self.zpy, qmin, qmax).astype(self.out_dtype)]
 
 
-def _row_sums_torch(x: np.ndarray) -> np.ndarray:
-    """int64 sums over axis 1 of an 8-bit (N, R, C) array on torch's int16 reductions (vectorised
-    along C; 2-4× numpy's int32 sum): blocks of at most 32767 // 255 rows, whose sums int16 holds."""
-    step = 32767 // max(abs(v) for v in quant.qrange(x.dtype))
-    acc = None
-    with intgemm.single_threaded_torch as torch:
-        rows = torch.from_numpy(x)
-        for r0 in range(0, x.shape[1], step):
-            part = rows[:, r0:r0 + step].to(torch.int16).sum(dim=1, dtype=torch.int16).to(torch.int64)
-            acc = part if acc is None else acc.add_(part)
-    return acc.numpy()
-
-
 class GlobalAveragePool(Op):
     kind = "global_avg_pool"
 
@@ -159,9 +145,7 @@ class GlobalAveragePool(Op):
         x = values[0]
         n = int(np.prod(x.shape[2:]))
         xh = intgemm.as_nhwc(x)  # (N, *spatial, C): contiguous when x came from a channel-last kernel
-        if xh.flags.c_contiguous and x.dtype.itemsize == 1 and "torch" in sys.modules:
-            acc = _row_sums_torch(xh.reshape(x.shape[0], n, x.shape[1]))
-        elif xh.flags.c_contiguous and n < 2**23:  # int32 holds n·2**8
+        if xh.flags.c_contiguous and n < 2**23:  # rows summed along contiguous channels; int32 holds n·2**8
             acc = xh.reshape(x.shape[0], n, x.shape[1]).sum(axis=1, dtype=np.int32).astype(np.int64)
         else:
             acc = x.sum(axis=tuple(range(2, x.ndim)), dtype=np.int64)  # any layout, no copy
