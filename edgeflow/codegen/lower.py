@@ -20,11 +20,11 @@ input's buffer.
 
 Constants follow the TFLite int8 spec: int8 weights with zero point 0, int32 biases, one int32
 multiplier and one int32 shift per output channel (or per tensor) — what ``edgeflow.runtime.costs``
-counts as flash. Weights of 2 to 4 bits whose values fit 2 or 4 bits are packed (``pack_weights``:
-four or two a byte, the layout ``kernels.h`` describes): ``ceil(size * bits / 8)`` bytes, the profile's
-count for uniform 2- and 4-bit weights; other widths (3, 5–7 bits, binary and power-of-two codes) are
-stored in 4 or 8 bits. The 256-byte table
-of a ``lut`` node is a constant too (``costs.table_bytes``).
+counts as flash. Weights of at most 4 bits are packed four or two a byte (``storage_bits``: the
+narrowest of 2, 4 and 8 bits their values fit; ``pack_weights``: the layout ``kernels.h`` describes):
+``ceil(size * bits / 8)`` bytes, the profile's count for 2- and 4-bit weights. 3-bit weights take 4
+bits, binary ones (±1, 0) 2 bits and 5–7-bit or wider power-of-two codes 8 bits: more than the profile
+counts. The 256-byte table of a ``lut`` node is a constant too (``costs.table_bytes``).
 """
 
 from __future__ import annotations
@@ -538,7 +538,7 @@ def dsp_conv_scratch(cin: tuple[int, int, int], cout: tuple[int, int, int], kern
 
 def storage_bits(weight_bits: int, w: np.ndarray) -> int:
     """Bits a weight is stored in: 2 or 4 where ``weight_bits`` is at most that and every value fits
-    that two's complement width (uniform 2-, 3-, 4-bit weights; not binary or power-of-two codes), else 8."""
+    that two's complement width (uniform 2-, 3-, 4-bit weights, binary ones in 2 bits), else 8."""
     lo, hi = (int(w.min()), int(w.max())) if w.size else (0, 0)
     for bits in (2, 4):
         if weight_bits <= bits and -(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1)):
