@@ -96,11 +96,12 @@ def test_packed_weights_are_the_profiles_flash(built, bits):
 
 def test_storage_widths():
     """Uniform 2-/4-bit weights are packed at their width, 3-bit ones in 4 bits; values that do not fit
-    (binary and power-of-two codes in an int8 container, 5-7 bits) stay one byte each."""
+    4 bits (a 4-bit power-of-two code of 64, 5-7 bits) stay one byte each. The layout: rows 0 and 1 share
+    bytes (row 0 in the low nibble), the odd last row is a flat stream; 2-bit rows come in fours."""
     w = np.array([[-3, 3], [1, 0]], dtype=np.int8)
     assert (storage_bits(2, w // 3), storage_bits(3, w), storage_bits(4, w)) == (2, 4, 4)
     assert (storage_bits(4, np.array([64, -8], np.int8)), storage_bits(6, w)) == (8, 8)
-    rows = np.arange(-8, 7, dtype=np.int8).reshape(3, 5)  # rows 0 and 1 share bytes, row 2 alone
+    rows = np.arange(-8, 7, dtype=np.int8).reshape(3, 5)
     assert pack_weights(rows, 4).view(np.uint8).tolist() == [0xD8, 0xE9, 0xFA, 0x0B, 0x1C, 0x32, 0x54, 0x06]
     rows = np.array([[-2, -1, 0], [1, -2, -1], [0, 1, -2], [-1, 0, 1], [1, 1, -2]], dtype=np.int8)
     assert pack_weights(rows, 2).view(np.uint8).tolist() == [0xC6, 0x1B, 0x6C, 0x25]
