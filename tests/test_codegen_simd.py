@@ -1,8 +1,8 @@
 """Cortex-M4 DSP kernels (SXTB16 / SMLAD) and packed 2- / 4-bit weights: bit-exact on odd sizes.
 
 One small network covers what the SIMD kernels special-case: channel counts that are not multiples
-of 2 or 4 (3 -> 5 -> 7 -> 6 -> 12 -> 9; 11 outputs), dot-product lengths with tails (K = 27, 45, 5,
-42, 54), zero padding, stride 2, dilation (2 in a depthwise conv, (1, 2) in a 2x3 conv), a depthwise
+of 2 or 4 (3 -> 5 -> 7 -> 6 -> 12 -> 9; 11 outputs), dot-product lengths with tails (K = 27, 5, 42,
+54; 9-tap depthwise windows), zero padding, stride 2, dilation (2 in a depthwise conv, (1, 2) in a 2x3 conv), a depthwise
 conv with channel multiplier 2 (the 3x3 register path), a grouped conv (the portable fallback) and a
 fully connected layer. Quantized W8A8, W4A8 and W2A8 by edgeflow, generated, built for the host and
 the Cortex-M4 and run under QEMU: every output equals ``Program.run(x, rounding="tflm")``, and the
@@ -35,7 +35,7 @@ def odd_net() -> torch.nn.Module:
     torch.manual_seed(0)
     return nn.Sequential(
         nn.Conv2d(3, 5, 3, stride=2, padding=1), nn.ReLU(),                     # im2col, K = 27
-        nn.Conv2d(5, 5, 3, groups=5, dilation=2, padding=2), nn.ReLU(),         # depthwise, dilated
+        nn.Conv2d(5, 5, 3, groups=5, dilation=2, padding=2), nn.ReLU(),         # depthwise, dilated, 9 taps
         nn.Conv2d(5, 7, 1), nn.ReLU(),                                          # pointwise, K = 5
         nn.Conv2d(7, 6, (2, 3), dilation=(1, 2), padding=(1, 0)), nn.ReLU(),    # K = 42, odd pixels
         nn.Conv2d(6, 12, 3, groups=6, stride=2, padding=1), nn.ReLU(),          # depthwise x2, 3x3
