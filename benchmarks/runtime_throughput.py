@@ -1,6 +1,6 @@
 """Throughput of edgeflow's int8 reference runtime against onnxruntime on the same int8 file.
 
-    python benchmarks/runtime_throughput.py [--batch 64] [--threads 2] [--repeats 5] [--models resnet8,dscnn]
+    python benchmarks/runtime_throughput.py [--batch 64] [--threads 2] [--repeats 5] [--models resnet8,dscnn] [--pause S]
 
 For each zoo conv model (random weights): export to ONNX, post-training quantize with onnxruntime's
 ``quantize_static`` (QOperator, per-channel int8), then time ``InferenceSession.run`` (ORT_ENABLE_ALL)
@@ -65,13 +65,16 @@ def quantized_file(name: str, out_dir: Path, fmt: str = "QOperator") -> Path:
     return q
 
 
-def interleaved_times(fa, fb, repeats: int, pause: float = 0.01) -> tuple[np.ndarray, ...]:
+def interleaved_times(fa, fb, repeats: int, pause: float = 0.0) -> tuple[np.ndarray, ...]:
     """Wall and CPU times of ``repeats`` calls of ``fa`` and of ``fb`` (arrays: wall a, wall b, cpu
     a, cpu b), calls interleaved so that load changes on a shared machine hit both alike (pair i:
     adjacent calls). ``pause`` seconds before each timed call let the previous call's worker threads
     (onnxruntime's intra-op pool spins after ``run`` returns) go idle, so that neither engine is
-    timed while the other's threads still hold the cores. CPU time (the process's, all threads) is
-    the steadier figure on a loaded machine: a preempted call's wall time grows, its CPU time not."""
+    timed while the other's threads still hold the cores: needed with several threads only (at one
+    thread onnxruntime has no pool, and back-to-back calls measure steady-state throughput; on this
+    machine a 10 ms pause or spin before each call costs the runtime ~15 % and onnxruntime ~5 %,
+    whose working set is smaller). CPU time (the process's, all threads) is the steadier figure on a
+    loaded machine: a preempted call's wall time grows, its CPU time not."""
     fa(), fb()
     wa, wb, ca, cb = [], [], [], []
     for _ in range(repeats):
@@ -91,6 +94,8 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=10)
     ap.add_argument("--format", default="QOperator", choices=("QOperator", "QDQ"))
     ap.add_argument("--models", default="resnet8,dscnn,mobilenet_v1,tcn,cnn")
+    ap.add_argument("--pause", type=float, default=None,
+                    help="seconds idle before each timed call (default: 0.01 with several threads, else 0)")
     args = ap.parse_args()
 
     import onnxruntime as ort
@@ -112,14 +117,16 @@ def main() -> None:
             so.log_severity_level = 3
             sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
             prog = rt.load(path)
-            ta, tb, ca, cb = interleaved_times(lambda: sess.run(None, {"input": x}), lambda: prog.run(x), args.repeats)
+            ta, tb, ca, cb = interleaved_times(lambda: sess.run(None, {"input": x}), lambda: prog.run(x), args.repeats,
+                                               args.pause if args.pause is not None else 0.01 * (args.threads > 1))
             t_ort, t_rt, pair = ta.min(), tb.min(), ta / tb
             reference = ort_session(path)  # int8 kept: the configuration the runtime is bit-equal to
             eq = float((prog.run(x)[0] == reference.run(None, {"input": x})[0]).mean())
             macs = prog.profile().macs * args.batch
             rows.append((name, args.batch / t_ort, args.batch / t_rt, t_ort / t_rt, np.median(pair), pair.min(),
                          pair.max(), np.median(ca / cb), macs / t_ort / 1e9, macs / t_rt / 1e9, eq))
-    print(f"batch {args.batch}, {args.threads} thread(s), {args.format} per-channel int8, cpu count {os.cpu_count()}; "
+    print(f"batch {args.batch}, {args.threads} thread(s), {args.format} per-channel int8, cpu count {os.cpu_count()}, "
+          f"pause {args.pause if args.pause is not None else 0.01 * (args.threads > 1)} s; "
           f"samples/s and ratio from the best of {args.repeats} interleaved calls, then the median and range of the "
           "per-pair ratios of wall time, and the median per-pair ratio of CPU time")
     print(f"{'model':14s} {'ORT samples/s':>14s} {'runtime samples/s':>18s} {'ratio':>7s} {'median':>7s} {'range':>11s} "
