@@ -151,18 +151,24 @@ def test_matmul_integer_int32_output_on_int8_gemm(tmp_path, monkeypatch):
 
 @pytest.mark.parametrize("acc_dtype", [np.float32, np.int32])
 @pytest.mark.parametrize("out_dtype", [np.int8, np.uint8])
-@pytest.mark.parametrize("wrapping_cast", [True, False])
-def test_torch_requantization_matches_numpy(acc_dtype, out_dtype, wrapping_cast, monkeypatch):
-    """``Requant.apply_last`` (onnx mode on torch's kernels, in place) gives ``requantize_onnx``'s
-    integers: .5 ties (power-of-two multipliers), odd and even zero points, saturation, activation
-    clamps, int32 beyond 2**24 — through the float-bits cast and through the four-pass fallback."""
+@pytest.mark.parametrize("path", ["native", "torch-bits", "torch"])
+def test_requantization_paths_match_numpy(acc_dtype, out_dtype, path, monkeypatch):
+    """``Requant.apply_last`` gives ``requantize_onnx``'s integers on every path — the compiled fused
+    loop (``runtime.native``), torch's kernels through the float-bits cast and the four-pass torch
+    fallback: .5 ties (power-of-two multipliers), odd and even zero points, saturation, activation
+    clamps, int32 beyond 2**24, an int32 offset per channel."""
     torch = pytest.importorskip("torch")
-    from edgeflow.runtime import quant
+    from edgeflow.runtime import native, quant
     from edgeflow.runtime.ops import base
     from edgeflow.runtime.ops.base import Requant
 
-    assert base._wrapping_cast(torch)  # this torch's int32 -> int8 cast wraps: the fast path is the one in use
-    monkeypatch.setitem(base._CAST, "ok", wrapping_cast)
+    if path == "native":
+        if native.requantizer() is None:
+            pytest.skip("no C compiler: the runtime requantizes on torch")
+    else:
+        monkeypatch.setitem(native._STATE, "rq", None)
+        assert base._wrapping_cast(torch)  # this torch's int32 -> int8 cast wraps: the fast path is the one in use
+        monkeypatch.setitem(base._CAST, "ok", path == "torch-bits")
 
     rng = np.random.default_rng(3)
     for i in range(40):
@@ -179,6 +185,33 @@ def test_torch_requantization_matches_numpy(acc_dtype, out_dtype, wrapping_cast,
         want = quant.requantize_onnx(acc.copy(), rq.onnx_mult, zp, np.dtype(out_dtype), lo, hi)
         got = rq.apply_last(acc.copy(), "onnx", np.empty(acc.shape, out_dtype))
         np.testing.assert_array_equal(got, want)
+        if acc_dtype == np.int32:  # the conv's int8 path hands the offset over separately
+            off = rng.integers(-2**12, 2**12, c).astype(np.int32)
+            part = (acc.astype(np.int64) - off).clip(-2**31 + 2**12, 2**31 - 1 - 2**12).astype(np.int32)
+            want = quant.requantize_onnx((part + off).astype(np.int32), rq.onnx_mult, zp, np.dtype(out_dtype), lo, hi)
+            got = rq.apply_last(part.copy(), "onnx", np.empty(acc.shape, out_dtype), off)
+            np.testing.assert_array_equal(got, want)
+
+
+def test_native_requantizer_is_optional(monkeypatch, tmp_path):
+    """Without a C compiler, or with ``EDGEFLOW_NATIVE=0``, ``requantizer()`` is None (the runtime keeps
+    its torch / numpy requantization); with one, the compiled file is cached and reused."""
+    from edgeflow.runtime import native
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
+    assert native.requantizer() is None
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.setenv("EDGEFLOW_NATIVE", "0")
+    monkeypatch.delenv("CC")
+    assert native.requantizer() is None
+    monkeypatch.setattr(native, "_STATE", {})
+    monkeypatch.delenv("EDGEFLOW_NATIVE")
+    if native._compile() is None:
+        pytest.skip("no C compiler")
+    assert native.requantizer() is not None
+    assert len(list((tmp_path / "edgeflow" / "native").glob("requant-*.so"))) == 1
 
 
 def test_program_runs_its_torch_kernels_on_one_thread(tmp_path):

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from edgeflow.runtime import intgemm, quant
+from edgeflow.runtime import intgemm, native, quant
 from edgeflow.runtime.ir import Node
 
 
@@ -78,14 +78,29 @@ class Requant:
         return quant.requantize_tflm(acc, self.tflm_mult.reshape(shape), self.tflm_shift.reshape(shape),
                                      self.zp, self.out_dtype, lo, hi, self.single_rounding)
 
-    def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray) -> np.ndarray:
+    def apply_last(self, acc: np.ndarray, mode: str, out: np.ndarray, offset: np.ndarray | None = None) -> np.ndarray:
         """Requantize contiguous ``acc`` (float32 holding exact integers below 2**24, or int32;
-        channels on the last axis) into ``out`` (``out_dtype``, same shape). Overwrites ``acc`` in
-        onnx mode. The same requantization as ``apply``: onnx mode on torch's vector kernels when
-        torch is loaded (``_onnx_torch``, the arithmetic of ``quant.requantize_onnx``), else
-        ``quant.requantize_onnx`` in place with the per-channel multipliers tiled along the rows;
-        ``quant.requantize_tflm``."""
+        channels on the last axis) plus ``offset`` (int32 per channel, with an int32 ``acc`` only;
+        None: 0) into ``out`` (``out_dtype``, same shape). May overwrite ``acc``. The same
+        requantization as ``apply``: onnx mode in one fused pass (``edgeflow.runtime.native``, when
+        compiled), else on torch's vector kernels when torch is loaded (``_onnx_torch``, the
+        arithmetic of ``quant.requantize_onnx``), else ``quant.requantize_onnx`` in place with the
+        per-channel multipliers tiled along the rows; ``quant.requantize_tflm``."""
         lo, hi = self.act_range[mode]
+        if mode == "onnx":
+            rq = native.requantizer()
+            a2, o2 = acc.reshape(-1, acc.shape[-1]), out.reshape(-1, out.shape[-1])
+            if rq is not None and rq.supports(a2, o2) and (self.channels == 1 or self.channels == a2.shape[1]):
+                cols = a2.shape[1]
+                consts = self._tiles.get(("native", cols))
+                if consts is None:
+                    consts = self._tiles[("native", cols)] = (
+                        np.ascontiguousarray(np.broadcast_to(self.onnx_mult, (cols,)), np.float32), np.zeros(cols, np.int32))
+                off = consts[1] if offset is None else offset
+                rq(a2, off, consts[0], lo, hi, self.zp, o2)
+                return out
+        if offset is not None:
+            acc += offset
         if mode == "onnx" and acc.dtype in (np.float32, np.int32) and out.flags.c_contiguous \
                 and acc.shape == out.shape and acc.flags.writeable and "torch" in sys.modules:
             self._onnx_torch(acc, lo, hi, out)

@@ -247,6 +247,7 @@ class Conv(Op):
         k2, s2, d2, pads, (oh, ow) = self._check(x)
         n, c = x.shape[:2]
         w, off, shift = self.imm
+        off_np = off.numpy()
         xh = intgemm.as_nhwc(x[:, :, None, :] if self.nd == 1 else x)  # (N, H, W, C) view
         if shift:
             xh = np.bitwise_xor(xh.view(np.int8), np.int8(-128))  # x - 128 as int8 (layout kept)
@@ -266,12 +267,11 @@ class Conv(Op):
                 cols = xh[n0:n0 + b].reshape(r, kdim)
             else:
                 cols = intgemm.im2col_nhwc(xp[n0:n0 + b], k2, s2, d2, (oh, ow), cols_buf[:r])
-            acc = int8mm.matmul(cols, w, off, None if acc_buf is None else acc_buf[:r])
             qc = q[n0 * oh * ow:n0 * oh * ow + r]
             if self.rq is None:
-                qc[...] = acc
-            else:
-                self.rq.apply_last(acc, mode, qc)
+                qc[...] = int8mm.matmul(cols, w, off)
+            else:  # the offset is added by the requantization (in its fused pass when compiled)
+                self.rq.apply_last(int8mm.matmul(cols, w, None, acc_buf[:r]), mode, qc, off_np)
         return self._to_nchw(q, n, oh, ow)
 
     def _run_gemm(self, x: np.ndarray, mode: str) -> np.ndarray:

@@ -1,0 +1,165 @@
+"""The onnx-mode requantization as one fused C loop, compiled on first use (optional).
+
+``quant.requantize_onnx`` on numpy or torch takes four to six passes over the accumulators (offset
+add, int32 → float32, multiply, round, clamp, cast); onnxruntime does it in one, inside its GEMM.
+This module compiles a C file of the same arithmetic — ``float32(acc + offset[c]) * M[c]``, clamp to
+``[lo - zp, hi - zp]``, ``rintf`` (round half to even, the default rounding mode), ``+ zp``, cast —
+with the C compiler found as ``$CC`` or ``cc`` (``-O3 -march=native -ffp-contract=off``: no fused
+multiply-add, which would round once instead of twice), loads it with ``ctypes`` and checks it once
+per process against ``quant.requantize_onnx`` on .5 ties, saturation, odd and even zero points and
+accumulators beyond 2**24. The shared object is cached under ``$XDG_CACHE_HOME/edgeflow/native``
+(``~/.cache``), keyed by the source, the compiler and the CPU's flags. Without a compiler, with
+``EDGEFLOW_NATIVE=0``, or when the check fails, ``requantizer()`` is None and the runtime keeps its
+torch / numpy requantization: the outputs are the same integers either way.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+SOURCE = r"""
+#include <math.h>
+#include <stdint.h>
+
+#define EF_RQ(NAME, ACC_T, OUT_T)                                                                    \
+void NAME(const ACC_T *acc, const int32_t *off, const float *mult, int64_t rows, int64_t cols,       \
+          float lo, float hi, float zp, OUT_T *out) {                                                \
+    for (int64_t r = 0; r < rows; r++) {                                                             \
+        const ACC_T *a = acc + r * cols;                                                             \
+        OUT_T *o = out + r * cols;                                                                   \
+        for (int64_t c = 0; c < cols; c++) {                                                         \
+            float v = (float)(a[c] + (ACC_T)off[c]) * mult[c];                                       \
+            v = v < lo ? lo : v;                                                                     \
+            v = v > hi ? hi : v;                                                                     \
+            o[c] = (OUT_T)(int32_t)(rintf(v) + zp);                                                  \
+        }                                                                                            \
+    }                                                                                                \
+}
+
+EF_RQ(ef_rq_i32_i8, int32_t, int8_t)
+EF_RQ(ef_rq_i32_u8, int32_t, uint8_t)
+EF_RQ(ef_rq_f32_i8, float, int8_t)
+EF_RQ(ef_rq_f32_u8, float, uint8_t)
+"""
+
+FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
+_STATE: dict[str, Any] = {}
+
+
+def _cache_dir() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgeflow" / "native"
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith(("flags", "Features")):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _compile() -> Path | None:
+    """The cached shared object, compiled (atomically) when missing; None without a compiler."""
+    cc = shutil.which(os.environ.get("CC", "cc"))
+    if cc is None:
+        return None
+    version = subprocess.run([cc, "--version"], capture_output=True, text=True, timeout=30).stdout
+    key = hashlib.sha256("\n".join((SOURCE, " ".join(FLAGS), version, _cpu_flags(), platform.machine())).encode())
+    folder = _cache_dir()
+    lib = folder / f"requant-{key.hexdigest()[:16]}.so"
+    if lib.exists():
+        return lib
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder) as tmp:
+        src, obj = Path(tmp) / "requant.c", Path(tmp) / "requant.so"
+        src.write_text(SOURCE)
+        done = subprocess.run([cc, *FLAGS, "-o", str(obj), str(src), "-lm"], capture_output=True, timeout=120)
+        if done.returncode != 0:
+            return None
+        os.replace(obj, lib)  # concurrent processes: the last complete file wins, never a partial one
+    return lib
+
+
+class Requantizer:
+    """The loaded C functions: ``__call__(acc, offset, mult, lo, hi, zp, out)``."""
+
+    def __init__(self, lib: ctypes.CDLL) -> None:
+        p, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
+        self.fns = {}
+        for acc_t in ("i32", "f32"):
+            for out_t in ("i8", "u8"):
+                fn = getattr(lib, f"ef_rq_{acc_t}_{out_t}")
+                fn.argtypes = (p, p, p, i64, i64, f32, f32, f32, p)
+                fn.restype = None
+                self.fns[(np.dtype(np.int32 if acc_t == "i32" else np.float32),
+                          np.dtype(np.int8 if out_t == "i8" else np.uint8))] = fn
+
+    def supports(self, acc: np.ndarray, out: np.ndarray) -> bool:
+        return (acc.dtype, out.dtype) in self.fns and acc.ndim == 2 and acc.shape == out.shape and \
+            acc.flags.c_contiguous and out.flags.c_contiguous
+
+    def __call__(self, acc: np.ndarray, offset: np.ndarray, mult: np.ndarray, lo: int, hi: int, zp: int,
+                 out: np.ndarray) -> np.ndarray:
+        """``out = rint(clamp(float32(acc + offset[c]) * mult[c], lo - zp, hi - zp)) + zp`` for a
+        C-contiguous (R, C) ``acc`` (int32 or float32), int32 ``offset`` and float32 ``mult`` of C
+        values, and ``out`` int8 / uint8 of acc's shape (``supports``)."""
+        rows, cols = acc.shape
+        self.fns[(acc.dtype, out.dtype)](acc.ctypes.data, offset.ctypes.data, mult.ctypes.data, rows, cols,
+                                         float(lo - zp), float(hi - zp), float(zp), out.ctypes.data)
+        return out
+
+
+def _self_check(rq: Requantizer) -> bool:
+    """The C loop against ``quant.requantize_onnx``: power-of-two multipliers (exact .5 ties),
+    saturation, activation bounds, odd and even zero points, int32 beyond 2**24."""
+    from edgeflow.runtime import quant
+
+    rng = np.random.default_rng(0)
+    for i in range(24):
+        cols = int(rng.choice([1, 3, 17, 64]))
+        mult = (np.full(cols, 2.0 ** -int(rng.integers(1, 12))) if i % 2 else rng.uniform(1e-4, 0.3, cols)).astype(np.float32)
+        big = 2**31 - 2**20 if i % 3 == 0 else 2**24 - 1
+        acc = rng.integers(-big, big, (int(rng.integers(1, 90)), cols)).astype(np.int64) // int(rng.choice([1, 256, 65536]))
+        off = rng.integers(-2**19, 2**19, cols).astype(np.int32) if i % 4 else np.zeros(cols, np.int32)
+        for out_dtype in (np.int8, np.uint8):
+            qmin, qmax = quant.qrange(out_dtype)
+            zp = int(rng.integers(qmin, qmax + 1))
+            lo, hi = (qmin, qmax) if i % 5 else (max(qmin, zp), qmax)
+            total = acc + off
+            for acc_dtype in (np.int32, np.float32):
+                a = total.astype(acc_dtype)
+                want = quant.requantize_onnx(a.copy(), mult, zp, np.dtype(out_dtype), lo, hi)
+                src = acc.astype(np.int32) if acc_dtype == np.int32 else a
+                o = off if acc_dtype == np.int32 else np.zeros(cols, np.int32)
+                got = rq(np.ascontiguousarray(src), o, mult, lo, hi, zp, np.empty(a.shape, out_dtype))
+                if not np.array_equal(got, want):
+                    return False
+    return True
+
+
+def requantizer() -> Requantizer | None:
+    """The fused requantization of this process (compiled, loaded and checked once), or None."""
+    if "rq" not in _STATE:
+        rq = None
+        if os.environ.get("EDGEFLOW_NATIVE", "1") != "0":
+            try:
+                path = _compile()
+                rq = Requantizer(ctypes.CDLL(str(path))) if path is not None else None
+                if rq is not None and not _self_check(rq):
+                    rq = None
+            except (OSError, subprocess.SubprocessError, AttributeError):
+                rq = None
+        _STATE["rq"] = rq
+    return _STATE["rq"]
