@@ -66,7 +66,7 @@ def weight(w: np.ndarray) -> Any:
 
 def matmul(a: np.ndarray, w: Any, offset: Any = None, out: np.ndarray | None = None) -> np.ndarray:
     """int32 ``a @ w (+ offset)`` for int8 ``a`` (R, K) and ``w`` from ``weight``; ``offset``: an
-    int32 torch vector (M,) added to every row; ``out``: a contiguous int32 (R, M) array to write
+    int32 vector (M,) added to every row; ``out``: a contiguous int32 (R, M) array to write
     (a reused, cache-warm buffer), else a new one. Runs on one thread (small GEMMs: thread
     synchronisation costs more than it saves, and stalls on a loaded machine)."""
     torch = _STATE["torch"]
@@ -76,5 +76,5 @@ def matmul(a: np.ndarray, w: Any, offset: Any = None, out: np.ndarray | None = N
         else:
             acc = torch._int_mm(torch.from_numpy(a), w, out=torch.from_numpy(out))
         if offset is not None:
-            acc.add_(offset)
+            acc.add_(torch.from_numpy(offset))
     return acc.numpy()

@@ -31,17 +31,20 @@ SOURCE = r"""
 #include <math.h>
 #include <stdint.h>
 
+/* off / mult: per-channel values tiled `tile` rows long (one long vectorised inner loop, however
+   few the channels) */
 #define EF_RQ(NAME, ACC_T, OUT_T)                                                                    \
 void NAME(const ACC_T *acc, const int32_t *off, const float *mult, int64_t rows, int64_t cols,       \
-          float lo, float hi, float zp, OUT_T *out) {                                                \
-    for (int64_t r = 0; r < rows; r++) {                                                             \
+          int64_t tile, float lo, float hi, float zp, OUT_T *out) {                                  \
+    for (int64_t r = 0; r < rows; r += tile) {                                                       \
         const ACC_T *a = acc + r * cols;                                                             \
         OUT_T *o = out + r * cols;                                                                   \
-        for (int64_t c = 0; c < cols; c++) {                                                         \
-            float v = (float)(a[c] + (ACC_T)off[c]) * mult[c];                                       \
+        int64_t n = (rows - r < tile ? rows - r : tile) * cols;                                      \
+        for (int64_t i = 0; i < n; i++) {                                                            \
+            float v = (float)(a[i] + (ACC_T)off[i]) * mult[i];                                       \
             v = v < lo ? lo : v;                                                                     \
             v = v > hi ? hi : v;                                                                     \
-            o[c] = (OUT_T)(int32_t)(rintf(v) + zp);                                                  \
+            o[i] = (OUT_T)(int32_t)(rintf(v) + zp);                                                  \
         }                                                                                            \
     }                                                                                                \
 }
@@ -101,7 +104,7 @@ class Requantizer:
         for acc_t in ("i32", "f32"):
             for out_t in ("i8", "u8"):
                 fn = getattr(lib, f"ef_rq_{acc_t}_{out_t}")
-                fn.argtypes = (p, p, p, i64, i64, f32, f32, f32, p)
+                fn.argtypes = (p, p, p, i64, i64, i64, f32, f32, f32, p)
                 fn.restype = None
                 self.fns[(np.dtype(np.int32 if acc_t == "i32" else np.float32),
                           np.dtype(np.int8 if out_t == "i8" else np.uint8))] = fn
@@ -113,12 +116,20 @@ class Requantizer:
     def __call__(self, acc: np.ndarray, offset: np.ndarray, mult: np.ndarray, lo: int, hi: int, zp: int,
                  out: np.ndarray) -> np.ndarray:
         """``out = rint(clamp(float32(acc + offset[c]) * mult[c], lo - zp, hi - zp)) + zp`` for a
-        C-contiguous (R, C) ``acc`` (int32 or float32), int32 ``offset`` and float32 ``mult`` of C
-        values, and ``out`` int8 / uint8 of acc's shape (``supports``)."""
+        C-contiguous (R, C) ``acc`` (int32 or float32), and ``out`` int8 / uint8 of acc's shape
+        (``supports``); ``offset`` (int32) and ``mult`` (float32) hold the C per-channel values tiled
+        T rows long (``tile``), T·C values."""
         rows, cols = acc.shape
         self.fns[(acc.dtype, out.dtype)](acc.ctypes.data, offset.ctypes.data, mult.ctypes.data, rows, cols,
-                                         float(lo - zp), float(hi - zp), float(zp), out.ctypes.data)
+                                         mult.size // cols, float(lo - zp), float(hi - zp), float(zp), out.ctypes.data)
         return out
+
+
+def tile(values: np.ndarray, dtype: Any, cols: int) -> np.ndarray:
+    """Per-channel ``values`` (C of them, or one) tiled over about 1024 elements of whole rows: the
+    ``offset`` / ``mult`` argument of ``Requantizer.__call__``."""
+    row = np.broadcast_to(np.asarray(values, dtype), (cols,))
+    return np.ascontiguousarray(np.tile(row, max(1, 1024 // cols)))
 
 
 def _self_check(rq: Requantizer) -> bool:
@@ -142,8 +153,8 @@ def _self_check(rq: Requantizer) -> bool:
                 a = total.astype(acc_dtype)
                 want = quant.requantize_onnx(a.copy(), mult, zp, np.dtype(out_dtype), lo, hi)
                 src = acc.astype(np.int32) if acc_dtype == np.int32 else a
-                o = off if acc_dtype == np.int32 else np.zeros(cols, np.int32)
-                got = rq(np.ascontiguousarray(src), o, mult, lo, hi, zp, np.empty(a.shape, out_dtype))
+                o = tile(off if acc_dtype == np.int32 else 0, np.int32, cols)
+                got = rq(np.ascontiguousarray(src), o, tile(mult, np.float32, cols), lo, hi, zp, np.empty(a.shape, out_dtype))
                 if not np.array_equal(got, want):
                     return False
     return True

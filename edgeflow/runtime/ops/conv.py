@@ -109,10 +109,7 @@ class Conv(Op):
         wk = w_c.reshape(self.m, self.cg, -1).transpose(2, 1, 0).reshape(-1, self.m)  # K ordered (kh, kw, c)
         if not int8mm.fits_int32(128, wk, offset):
             return None
-        import torch
-
-        off = torch.from_numpy(np.broadcast_to(np.asarray(offset, np.int32), (self.m,)).copy())
-        return int8mm.weight(wk), off, shift
+        return int8mm.weight(wk), np.ascontiguousarray(np.broadcast_to(np.asarray(offset, np.int32), (self.m,))), shift
 
     # ------------------------------------------------------------------ geometry
     def _geometry(self, x_shape: tuple[int, ...]):
@@ -247,7 +244,6 @@ class Conv(Op):
         k2, s2, d2, pads, (oh, ow) = self._check(x)
         n, c = x.shape[:2]
         w, off, shift = self.imm
-        off_np = off.numpy()
         xh = intgemm.as_nhwc(x[:, :, None, :] if self.nd == 1 else x)  # (N, H, W, C) view
         if shift:
             xh = np.bitwise_xor(xh.view(np.int8), np.int8(-128))  # x - 128 as int8 (layout kept)
@@ -271,7 +267,7 @@ class Conv(Op):
             if self.rq is None:
                 qc[...] = int8mm.matmul(cols, w, off)
             else:  # the offset is added by the requantization (in its fused pass when compiled)
-                self.rq.apply_last(int8mm.matmul(cols, w, None, acc_buf[:r]), mode, qc, off_np)
+                self.rq.apply_last(int8mm.matmul(cols, w, None, acc_buf[:r]), mode, qc, off)
         return self._to_nchw(q, n, oh, ow)
 
     def _run_gemm(self, x: np.ndarray, mode: str) -> np.ndarray:
