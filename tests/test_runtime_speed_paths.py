@@ -163,7 +163,7 @@ def test_requantization_paths_match_numpy(acc_dtype, out_dtype, path, monkeypatc
     from edgeflow.runtime.ops.base import Requant
 
     if path == "native":
-        if native.requantizer() is None:
+        if native.kernels() is None:
             pytest.skip("no C compiler: the runtime requantizes on torch")
     else:
         monkeypatch.setitem(native._STATE, "rq", None)
@@ -193,24 +193,24 @@ def test_requantization_paths_match_numpy(acc_dtype, out_dtype, path, monkeypatc
             np.testing.assert_array_equal(got, want)
 
 
-def test_native_requantizer_is_optional(monkeypatch, tmp_path):
-    """Without a C compiler, or with ``EDGEFLOW_NATIVE=0``, ``requantizer()`` is None (the runtime keeps
+def test_native_kernels_are_optional(monkeypatch, tmp_path):
+    """Without a C compiler, or with ``EDGEFLOW_NATIVE=0``, ``kernels()`` is None (the runtime keeps
     its torch / numpy requantization); with one, the compiled file is cached and reused."""
     from edgeflow.runtime import native
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
     monkeypatch.setattr(native, "_STATE", {})
     monkeypatch.setenv("CC", str(tmp_path / "no-such-compiler"))
-    assert native.requantizer() is None
+    assert native.kernels() is None
     monkeypatch.setattr(native, "_STATE", {})
     monkeypatch.setenv("EDGEFLOW_NATIVE", "0")
     monkeypatch.delenv("CC")
-    assert native.requantizer() is None
+    assert native.kernels() is None
     monkeypatch.setattr(native, "_STATE", {})
     monkeypatch.delenv("EDGEFLOW_NATIVE")
     if native._compile() is None:
         pytest.skip("no C compiler")
-    assert native.requantizer() is not None
+    assert native.kernels() is not None
     assert len(list((tmp_path / "edgeflow" / "native").glob("requant-*.so"))) == 1
 
 

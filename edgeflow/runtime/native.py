@@ -1,4 +1,5 @@
-"""The onnx-mode requantization as one fused C loop, compiled on first use (optional).
+"""The onnx-mode requantization (and the centring of a conv's int8 input) as fused C loops,
+compiled on first use (optional).
 
 ``quant.requantize_onnx`` on numpy or torch takes four to six passes over the accumulators (offset
 add, int32 → float32, multiply, round, clamp, cast); onnxruntime does it in one, inside its GEMM.
@@ -7,9 +8,10 @@ This module compiles a C file of the same arithmetic — ``float32(acc + offset[
 with the C compiler found as ``$CC`` or ``cc`` (``-O3 -march=native -ffp-contract=off``: no fused
 multiply-add, which would round once instead of twice), loads it with ``ctypes`` and checks it once
 per process against ``quant.requantize_onnx`` on .5 ties, saturation, odd and even zero points and
-accumulators beyond 2**24. The shared object is cached under ``$XDG_CACHE_HOME/edgeflow/native``
+accumulators beyond 2**24. ``centre`` writes ``float32(x) - zp`` of an 8-bit tensor in one pass (the
+input of ``torchconv``; torch's cast and subtraction take two). The shared object is cached under ``$XDG_CACHE_HOME/edgeflow/native``
 (``~/.cache``), keyed by the source, the compiler and the CPU's flags. Without a compiler, with
-``EDGEFLOW_NATIVE=0``, or when the check fails, ``requantizer()`` is None and the runtime keeps its
+``EDGEFLOW_NATIVE=0``, or when the check fails, ``kernels()`` is None and the runtime keeps its
 torch / numpy requantization: the outputs are the same integers either way.
 """
 
@@ -53,6 +55,14 @@ EF_RQ(ef_rq_i32_i8, int32_t, int8_t)
 EF_RQ(ef_rq_i32_u8, int32_t, uint8_t)
 EF_RQ(ef_rq_f32_i8, float, int8_t)
 EF_RQ(ef_rq_f32_u8, float, uint8_t)
+
+#define EF_CENTRE(NAME, IN_T)                                                                        \
+void NAME(const IN_T *x, int64_t n, float zp, float *out) {                                          \
+    for (int64_t i = 0; i < n; i++) out[i] = (float)x[i] - zp;                                       \
+}
+
+EF_CENTRE(ef_centre_i8, int8_t)
+EF_CENTRE(ef_centre_u8, uint8_t)
 """
 
 FLAGS = ("-O3", "-march=native", "-ffp-contract=off", "-fno-math-errno", "-fPIC", "-shared")
@@ -95,8 +105,8 @@ def _compile() -> Path | None:
     return lib
 
 
-class Requantizer:
-    """The loaded C functions: ``__call__(acc, offset, mult, lo, hi, zp, out)``."""
+class Kernels:
+    """The loaded C functions: ``requantize(acc, offset, mult, lo, hi, zp, out)``, ``centre(x, zp, out)``."""
 
     def __init__(self, lib: ctypes.CDLL) -> None:
         p, i64, f32 = ctypes.c_void_p, ctypes.c_int64, ctypes.c_float
@@ -108,13 +118,19 @@ class Requantizer:
                 fn.restype = None
                 self.fns[(np.dtype(np.int32 if acc_t == "i32" else np.float32),
                           np.dtype(np.int8 if out_t == "i8" else np.uint8))] = fn
+        self.centres = {}
+        for in_t, dt in (("i8", np.int8), ("u8", np.uint8)):
+            fn = getattr(lib, f"ef_centre_{in_t}")
+            fn.argtypes = (p, i64, f32, p)
+            fn.restype = None
+            self.centres[np.dtype(dt)] = fn
 
     def supports(self, acc: np.ndarray, out: np.ndarray) -> bool:
         return (acc.dtype, out.dtype) in self.fns and acc.ndim == 2 and acc.shape == out.shape and \
             acc.flags.c_contiguous and out.flags.c_contiguous
 
-    def __call__(self, acc: np.ndarray, offset: np.ndarray, mult: np.ndarray, lo: int, hi: int, zp: int,
-                 out: np.ndarray) -> np.ndarray:
+    def requantize(self, acc: np.ndarray, offset: np.ndarray, mult: np.ndarray, lo: int, hi: int, zp: int,
+                   out: np.ndarray) -> np.ndarray:
         """``out = rint(clamp(float32(acc + offset[c]) * mult[c], lo - zp, hi - zp)) + zp`` for a
         C-contiguous (R, C) ``acc`` (int32 or float32), and ``out`` int8 / uint8 of acc's shape
         (``supports``); ``offset`` (int32) and ``mult`` (float32) hold the C per-channel values tiled
@@ -124,15 +140,20 @@ class Requantizer:
                                          mult.size // cols, float(lo - zp), float(hi - zp), float(zp), out.ctypes.data)
         return out
 
+    def centre(self, x: np.ndarray, zp: int, out: np.ndarray) -> np.ndarray:
+        """``out = float32(x) - zp`` for C-contiguous 8-bit ``x`` and float32 ``out`` of the same size."""
+        self.centres[x.dtype](x.ctypes.data, x.size, float(zp), out.ctypes.data)
+        return out
+
 
 def tile(values: np.ndarray, dtype: Any, cols: int) -> np.ndarray:
     """Per-channel ``values`` (C of them, or one) tiled over about 1024 elements of whole rows: the
-    ``offset`` / ``mult`` argument of ``Requantizer.__call__``."""
+    ``offset`` / ``mult`` argument of ``Kernels.requantize``."""
     row = np.broadcast_to(np.asarray(values, dtype), (cols,))
     return np.ascontiguousarray(np.tile(row, max(1, 1024 // cols)))
 
 
-def _self_check(rq: Requantizer) -> bool:
+def _self_check(rq: Kernels) -> bool:
     """The C loop against ``quant.requantize_onnx``: power-of-two multipliers (exact .5 ties),
     saturation, activation bounds, odd and even zero points, int32 beyond 2**24."""
     from edgeflow.runtime import quant
@@ -154,20 +175,25 @@ def _self_check(rq: Requantizer) -> bool:
                 want = quant.requantize_onnx(a.copy(), mult, zp, np.dtype(out_dtype), lo, hi)
                 src = acc.astype(np.int32) if acc_dtype == np.int32 else a
                 o = tile(off if acc_dtype == np.int32 else 0, np.int32, cols)
-                got = rq(np.ascontiguousarray(src), o, tile(mult, np.float32, cols), lo, hi, zp, np.empty(a.shape, out_dtype))
+                got = rq.requantize(np.ascontiguousarray(src), o, tile(mult, np.float32, cols), lo, hi, zp,
+                                    np.empty(a.shape, out_dtype))
                 if not np.array_equal(got, want):
                     return False
+    for dtype in (np.int8, np.uint8):
+        x = np.arange(256, dtype=np.int64).astype(dtype)
+        if not np.array_equal(rq.centre(x, 37, np.empty(256, np.float32)), x.astype(np.float32) - np.float32(37)):
+            return False
     return True
 
 
-def requantizer() -> Requantizer | None:
-    """The fused requantization of this process (compiled, loaded and checked once), or None."""
+def kernels() -> Kernels | None:
+    """The fused kernels of this process (compiled, loaded and checked once), or None."""
     if "rq" not in _STATE:
         rq = None
         if os.environ.get("EDGEFLOW_NATIVE", "1") != "0":
             try:
                 path = _compile()
-                rq = Requantizer(ctypes.CDLL(str(path))) if path is not None else None
+                rq = Kernels(ctypes.CDLL(str(path))) if path is not None else None
                 if rq is not None and not _self_check(rq):
                     rq = None
             except (OSError, subprocess.SubprocessError, AttributeError):

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from edgeflow.runtime import intgemm
+from edgeflow.runtime import intgemm, native
 
 EXACT_LIMIT = 2**24
 
@@ -52,13 +52,18 @@ class ExactConv:
             # x as it lies in memory (NCHW, or the NCHW view of an NHWC array): cast (and transposed) in one
             # pass into a reused channels-last buffer (a fresh multi-megabyte tensor page-faults on every call)
             n, c, h, w = x.shape
-            xf = torch.from_numpy(intgemm.scratch("torchconv", (n, h, w, c))).permute(0, 3, 1, 2)
-            xf.copy_(torch.from_numpy(x if x.flags.writeable else x.copy()))
-            offset = self.bias
-            if not any(pads) and self.raw_offset is not None:
-                offset = self.raw_offset  # zero point folded into the offset: no padding reads it
-            elif zp_x:
-                xf.sub_(float(zp_x))
+            buf = intgemm.scratch("torchconv", (n, h, w, c))
+            xf = torch.from_numpy(buf).permute(0, 3, 1, 2)
+            raw = not any(pads) and self.raw_offset is not None  # zero point folded into the offset: no padding reads it
+            offset = self.raw_offset if raw else self.bias
+            centre = 0 if raw else zp_x
+            xh, fused_kernels = intgemm.as_nhwc(x), native.kernels()
+            if fused_kernels is not None and xh.flags.c_contiguous and x.dtype.itemsize == 1:
+                fused_kernels.centre(xh, centre, buf)  # cast and centring in one pass
+            else:
+                xf.copy_(torch.from_numpy(x if x.flags.writeable else x.copy()))
+                if centre:
+                    xf.sub_(float(centre))
             pt, pl, pb, pr = pads
             padding: tuple[int, int] = (pt, pl)
             if (pt, pl) != (pb, pr):

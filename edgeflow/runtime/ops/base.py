@@ -88,7 +88,7 @@ class Requant:
         per-channel multipliers tiled along the rows; ``quant.requantize_tflm``."""
         lo, hi = self.act_range[mode]
         if mode == "onnx":
-            rq = native.requantizer()
+            rq = native.kernels()
             a2, o2 = acc.reshape(-1, acc.shape[-1]), out.reshape(-1, out.shape[-1])
             if rq is not None and rq.supports(a2, o2) and (self.channels == 1 or self.channels == a2.shape[1]):
                 cols = a2.shape[1]
@@ -99,7 +99,7 @@ class Requant:
                 off = self._tiles.get(key)
                 if off is None or (offset is not None and off[1] is not offset):  # tiled once per offset array
                     off = self._tiles[key] = (native.tile(0 if offset is None else offset, np.int32, cols), offset)
-                rq(a2, off[0], mult, lo, hi, self.zp, o2)
+                rq.requantize(a2, off[0], mult, lo, hi, self.zp, o2)
                 return out
         if offset is not None:
             acc += offset

@@ -109,7 +109,7 @@ class Conv(Op):
         wk = w_c.reshape(self.m, self.cg, -1).transpose(2, 1, 0).reshape(-1, self.m)  # K ordered (kh, kw, c)
         if not int8mm.fits_int32(128, wk, offset):
             return None
-        return int8mm.weight(wk), np.ascontiguousarray(np.broadcast_to(np.asarray(offset, np.int32), (self.m,))), shift
+        return int8mm.weight(wk), np.broadcast_to(np.asarray(offset, np.int32), (self.m,)).copy(), shift
 
     # ------------------------------------------------------------------ geometry
     def _geometry(self, x_shape: tuple[int, ...]):

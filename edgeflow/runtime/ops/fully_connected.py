@@ -62,7 +62,7 @@ class FullyConnected(Op):
         offset = (0 if self.bias is None else self.bias) - (self.zp_a - shift) * w_c.sum(axis=0)
         if not int8mm.fits_int32(128, w_c, offset):
             return None
-        return int8mm.weight(w_c), np.ascontiguousarray(np.broadcast_to(np.asarray(offset, np.int32), (w_c.shape[1],))), shift
+        return int8mm.weight(w_c), np.broadcast_to(np.asarray(offset, np.int32), (w_c.shape[1],)).copy(), shift
 
     def run(self, values, mode):
         self.prepare()
