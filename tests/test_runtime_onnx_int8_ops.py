@@ -144,3 +144,24 @@ def test_per_axis_activation_into_an_op_is_refused_in_one_line(tmp_path):
     with pytest.raises(RuntimeModelError) as info:
         rt.load(path)
     assert "\n" not in str(info.value) and "Relu" in str(info.value)
+
+
+@SETTINGS
+@given(st.sampled_from([I8, U8]), SCALE, SCALE, st.integers(0, 2**16))
+def test_qdq_hard_swish_on_every_input_value(tmp_path_factory, t, sx, sy, seed):
+    """DQ → HardSwish → Q over all 256 input values: onnx mode bit-equal to onnxruntime (its float32
+    path, true-division QuantizeLinear); tflm mode TFLite's fixed-point HARD_SWISH (within one step
+    of the float path)."""
+    rng = np.random.default_rng(seed)
+    dt = QTYPES[t][0]
+    if sx / (128 * sy) >= 1:  # TFLite's kernel needs s_x / (128 s_y) < 1 (one-line error otherwise)
+        sy = sx / 64
+    inits = {"sx": f32(sx), "zx": _zp(rng, t), "sy": f32(sy), "zy": _zp(rng, t)}
+    nodes = [helper.make_node("DequantizeLinear", ["x", "sx", "zx"], ["xf"]), helper.make_node("HardSwish", ["xf"], ["yf"]),
+             helper.make_node("QuantizeLinear", ["yf", "sy", "zy"], ["y"])]
+    info = np.iinfo(dt)
+    feeds = {"x": np.arange(info.min, int(info.max) + 1).astype(dt).reshape(1, 256)}
+    path = save(nodes, [vi("x", t, [1, 256])], [vi("y", t, None)], inits, tmp_path_factory.mktemp("q") / "m.onnx")
+    _exact(path, feeds)
+    onnx_out, tflm_out = (rt.load(path).run(feeds, rounding=m)[0].astype(np.int64) for m in ("onnx", "tflm"))
+    assert np.abs(onnx_out - tflm_out).max() <= 1

@@ -34,7 +34,7 @@ add                 const_b?                                   a_scale, a_zero_p
 lut                 —                                          function (logistic|tanh), in_scale, in_zero_point,
                                                                in_dtype, out_scale, out_zero_point, out_dtype
 hard_swish          —                                          in_scale, in_zero_point, out_scale, out_zero_point,
-                                                               out_dtype
+                                                               out_dtype, in_dtype?, onnx_float? (ONNX HardSwish)
 mul                 const_b?                                   a_scale, a_zero_point, b_scale, b_zero_point,
                                                                out_scale, out_zero_point, out_dtype, activation
 avg_pool            —                                          kernel, strides, pads, auto_pad, ceil_mode,

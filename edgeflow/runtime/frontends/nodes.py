@@ -123,10 +123,13 @@ def lut(name: str, x: str, y: str, function: str, sx: float, zpx: int, x_dtype: 
                  "out_scale": sy, "out_zero_point": int(zpy), "out_dtype": np.dtype(out_dtype)})
 
 
-def hard_swish(name: str, x: str, y: str, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any) -> Node:
+def hard_swish(name: str, x: str, y: str, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any,
+               in_dtype: Any = np.int8, onnx_float: bool = False) -> Node:
+    """TFLite's int8 HARD_SWISH; ``onnx_float``: an ONNX DQ → HardSwish → Q, whose onnx rounding is
+    onnxruntime's float32 path (``ops.hard_swish``)."""
     return Node("hard_swish", name, [x], [y], {},
                 {"in_scale": sx, "in_zero_point": int(zpx), "out_scale": sy, "out_zero_point": int(zpy),
-                 "out_dtype": np.dtype(out_dtype)})
+                 "out_dtype": np.dtype(out_dtype), "in_dtype": np.dtype(in_dtype), "onnx_float": bool(onnx_float)})
 
 
 def avg_pool(name: str, x: str, y: str, kernel, sx: float, zpx: int, sy: float, zpy: int, out_dtype: Any, strides=None,

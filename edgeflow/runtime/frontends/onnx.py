@@ -435,6 +435,16 @@ class Lowerer:
         self.nodes.append(N.lut(node.name or yname, x_name, yname, "logistic", info.scale, info.zp, info.dtype, sy, zpy, dt))
         self.new_qt(yname, sy, zpy, dt)
 
+    def _op_HardSwish(self, node):
+        oq = self.out_quant(node, allow_act=False)
+        if oq is None:
+            raise UnsupportedOpError(node.op_type, node.name, "output is not quantized (float hard-swish)")
+        yname, sy, zpy, dt, _ = oq
+        x_name, info = self.act(node.input[0], node)
+        self.nodes.append(N.hard_swish(node.name or yname, x_name, yname, info.scale, info.zp, sy, zpy, dt,
+                                       in_dtype=info.dtype, onnx_float=True))
+        self.new_qt(yname, sy, zpy, dt)
+
     def _op_Add(self, node, make=N.add):
         oq = self.out_quant(node)
         if oq is None:

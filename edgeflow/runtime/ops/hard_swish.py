@@ -4,6 +4,11 @@
 7, is scaled to the output (Q15 multiplier of ``s_x / (128 s_y)``) and, separately, to a "relu-ish"
 value in [-1, 1] (Q15 multiplier of ``s_x / 128 / (3 / 32768)``, saturating shifts), mapped to
 [0, 1]; their non-rounding doubling high product is shifted right by the output exponent, plus zp_y.
+
+An ONNX ``DequantizeLinear → HardSwish → QuantizeLinear`` (``onnx_float``) runs onnxruntime's float32
+path in onnx mode, as a 256-entry table: ``x = float32(q - zp_x) · s_x``, ``x · clip(x/6 + 1/2, 0, 1)``
+(``float32(1/6) · x + 0.5``, as ``HardSigmoid``), then ``QuantizeLinear`` (true division, half to
+even, saturation; measured bit-equal to onnxruntime); in tflm mode TFLite's fixed point above.
 """
 
 from __future__ import annotations
@@ -54,8 +59,20 @@ class HardSwish(Op):
         self.relu_m, self.relu_e = _q15(float(np.float32(hires / np.float32(3.0 / 32768.0))))
         if self.out_e > 0:
             raise ValueError("input scale / (128 · output scale) must be below 1")
+        self.onnx_table = self._float_table(at) if at.get("onnx_float") else None
+
+    def _float_table(self, at: dict) -> tuple[int, np.ndarray]:
+        """(lowest input value, onnxruntime's float32 DQ → HardSwish → Q output for every input value)."""
+        lo, hi = quant.qrange(at["in_dtype"])
+        x = ((np.arange(lo, hi + 1) - self.zpx).astype(np.float32) * np.float32(at["in_scale"])).astype(np.float32)
+        gate = np.clip((np.float32(1.0 / 6.0) * x).astype(np.float32) + np.float32(0.5), np.float32(0), np.float32(1))
+        y = (x * gate.astype(np.float32)).astype(np.float32)
+        return lo, quant.quantize_linear(y, np.float32(at["out_scale"]), self.zpy, self.out_dtype)
 
     def run(self, values, mode):
+        if mode == "onnx" and self.onnx_table is not None:
+            lo, table = self.onnx_table
+            return [table[values[0].astype(np.int64) - lo]]
         v = values[0].astype(np.int64) - self.zpx
         hires = v * 128
         pre = _srdhm16(hires, self.out_m)
