@@ -92,14 +92,11 @@ class Requant:
             a2, o2 = acc.reshape(-1, acc.shape[-1]), out.reshape(-1, out.shape[-1])
             if rq is not None and rq.supports(a2, o2) and (self.channels == 1 or self.channels == a2.shape[1]):
                 cols = a2.shape[1]
-                mult = self._tiles.get(("native", cols))
-                if mult is None:
-                    mult = self._tiles[("native", cols)] = native.tile(self.onnx_mult, np.float32, cols)
-                key = ("native offset", cols, id(offset))
-                off = self._tiles.get(key)
-                if off is None or (offset is not None and off[1] is not offset):  # tiled once per offset array
-                    off = self._tiles[key] = (native.tile(0 if offset is None else offset, np.int32, cols), offset)
-                rq.requantize(a2, off[0], mult, lo, hi, self.zp, o2)
+                tiled = self._tiles.get("native")  # (cols, offset, tiled multipliers, tiled offsets)
+                if tiled is None or tiled[0] != cols or tiled[1] is not offset:
+                    tiled = self._tiles["native"] = (cols, offset, native.tile(self.onnx_mult, np.float32, cols),
+                                                     native.tile(0 if offset is None else offset, np.int32, cols))
+                rq.requantize(a2, tiled[3], tiled[2], lo, hi, self.zp, o2)
                 return out
         if offset is not None:
             acc += offset
