@@ -9,8 +9,9 @@ with the C compiler found as ``$CC`` or ``cc`` (``-O3 -march=native -ffp-contrac
 multiply-add, which would round once instead of twice), loads it with ``ctypes`` and checks it once
 per process against ``quant.requantize_onnx`` on .5 ties, saturation, odd and even zero points and
 accumulators beyond 2**24. ``centre`` writes ``float32(x) - zp`` of an 8-bit tensor in one pass (the
-input of ``torchconv``; torch's cast and subtraction take two). The shared object is cached under ``$XDG_CACHE_HOME/edgeflow/native``
-(``~/.cache``), keyed by the source, the compiler and the CPU's flags. Without a compiler, with
+input of ``torchconv``; torch's cast and subtraction take two). The shared object is cached under
+``$XDG_CACHE_HOME/edgeflow/native`` (``~/.cache``), keyed by the source, the compiler and the CPU's
+flags. Without a compiler, with
 ``EDGEFLOW_NATIVE=0``, or when the check fails, ``kernels()`` is None and the runtime keeps its
 torch / numpy requantization: the outputs are the same integers either way.
 """
@@ -161,9 +162,11 @@ def _self_check(rq: Kernels) -> bool:
     rng = np.random.default_rng(0)
     for i in range(24):
         cols = int(rng.choice([1, 3, 17, 64]))
-        mult = (np.full(cols, 2.0 ** -int(rng.integers(1, 12))) if i % 2 else rng.uniform(1e-4, 0.3, cols)).astype(np.float32)
+        ties = np.full(cols, 2.0 ** -int(rng.integers(1, 12)))  # power-of-two multipliers: exact .5 values
+        mult = (ties if i % 2 else rng.uniform(1e-4, 0.3, cols)).astype(np.float32)
         big = 2**31 - 2**20 if i % 3 == 0 else 2**24 - 1
-        acc = rng.integers(-big, big, (int(rng.integers(1, 90)), cols)).astype(np.int64) // int(rng.choice([1, 256, 65536]))
+        rows = int(rng.integers(1, 90))
+        acc = rng.integers(-big, big, (rows, cols)).astype(np.int64) // int(rng.choice([1, 256, 65536]))
         off = rng.integers(-2**19, 2**19, cols).astype(np.int32) if i % 4 else np.zeros(cols, np.int32)
         for out_dtype in (np.int8, np.uint8):
             qmin, qmax = quant.qrange(out_dtype)

@@ -54,7 +54,7 @@ class ExactConv:
             n, c, h, w = x.shape
             buf = intgemm.scratch("torchconv", (n, h, w, c))
             xf = torch.from_numpy(buf).permute(0, 3, 1, 2)
-            raw = not any(pads) and self.raw_offset is not None  # zero point folded into the offset: no padding reads it
+            raw = not any(pads) and self.raw_offset is not None  # zp_x folded into the offset: no padding reads it
             offset = self.raw_offset if raw else self.bias
             centre = 0 if raw else zp_x
             xh, fused_kernels = intgemm.as_nhwc(x), native.kernels()

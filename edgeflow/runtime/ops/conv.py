@@ -9,11 +9,12 @@ Fast paths: ``group == 1``: channel-last (NHWC) im2col of int8 windows into a re
 conv reads its input in place) and torch's exact int8 GEMM (``edgeflow.runtime.int8mm``), a few
 images per call (about 1 MiB of columns and accumulators, which stay in L2); without it, and
 whenever every partial sum stays below 2**24 so that float32 is exact in any summation order, the
-same windows cast to float32 and one float32 GEMM on one BLAS thread. Other groups (depthwise): torch's float32
-channel-last convolution of the centred input under the same bound (``edgeflow.runtime.torchconv``;
-numpy's shifted-slice sums were 2-4× slower). All requantize in place; the output is the
-NCHW-shaped view of an NHWC array, which the next conv reads without a transpose. Bit-identical to
-the generic path below, which handles everything else.
+same windows cast to float32 and one float32 GEMM on one BLAS thread. Other groups (depthwise):
+torch's float32 channel-last convolution of the centred input under the same bound
+(``edgeflow.runtime.torchconv``; numpy's shifted-slice sums were 2-4× slower). All requantize
+(``Requant.apply_last``: the fused C loop of ``edgeflow.runtime.native`` when compiled); the output
+is the NCHW-shaped view of an NHWC array, which the next conv reads without a transpose.
+Bit-identical to the generic path below, which handles everything else.
 """
 
 from __future__ import annotations
@@ -251,7 +252,7 @@ class Conv(Op):
         direct = k2 == (1, 1) and s2 == (1, 1) and not any(pads) and xh.flags.c_contiguous
         if not direct:  # a 1×1 conv reads its NHWC input in place; others copy int8 windows (im2col)
             xp = intgemm.pad_nhwc(xh, pads, self.zp_x - shift, np.int8, "pad") if any(pads) else xh
-        per_image = oh * ow * (kdim + 5 * self.m)  # int8 columns, int32 accumulators (requantized in place), int8 output
+        per_image = oh * ow * (kdim + 5 * self.m)  # int8 columns, int32 accumulators (in place), int8 output
         nb = n if direct and self.rq is None else intgemm.images_per_call(n, per_image, intgemm.INT8_CHUNK_BYTES)
         cols_buf = None if direct else intgemm.scratch("cols8", (nb * oh * ow, kdim), np.int8)
         acc_buf = intgemm.scratch("acc32", (nb * oh * ow, self.m), np.int32) if self.rq is not None else None
