@@ -427,22 +427,21 @@ class Lowerer:
         self._op_Add(node, N.mul)
 
     def _op_Sigmoid(self, node):
-        oq = self.out_quant(node, allow_act=False)
-        if oq is None:
-            raise UnsupportedOpError(node.op_type, node.name, "output is not quantized (float sigmoid)")
-        yname, sy, zpy, dt, _ = oq
-        x_name, info = self.act(node.input[0], node)
-        self.nodes.append(N.lut(node.name or yname, x_name, yname, "logistic", info.scale, info.zp, info.dtype, sy, zpy, dt))
-        self.new_qt(yname, sy, zpy, dt)
+        self._qdq_activation(node, "sigmoid", lambda name, x, y, info, sy, zpy, dt: N.lut(
+            name, x, y, "logistic", info.scale, info.zp, info.dtype, sy, zpy, dt))
 
     def _op_HardSwish(self, node):
+        self._qdq_activation(node, "hard-swish", lambda name, x, y, info, sy, zpy, dt: N.hard_swish(
+            name, x, y, info.scale, info.zp, sy, zpy, dt, in_dtype=info.dtype, onnx_float=True))
+
+    def _qdq_activation(self, node, what: str, make) -> None:
+        """DQ → float activation → Q: ``make(name, x, y, input info, s_y, zp_y, dtype)`` builds the integer node."""
         oq = self.out_quant(node, allow_act=False)
         if oq is None:
-            raise UnsupportedOpError(node.op_type, node.name, "output is not quantized (float hard-swish)")
+            raise UnsupportedOpError(node.op_type, node.name, f"output is not quantized (float {what})")
         yname, sy, zpy, dt, _ = oq
         x_name, info = self.act(node.input[0], node)
-        self.nodes.append(N.hard_swish(node.name or yname, x_name, yname, info.scale, info.zp, sy, zpy, dt,
-                                       in_dtype=info.dtype, onnx_float=True))
+        self.nodes.append(make(node.name or yname, x_name, yname, info, sy, zpy, dt))
         self.new_qt(yname, sy, zpy, dt)
 
     def _op_Add(self, node, make=N.add):
